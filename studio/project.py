@@ -1,0 +1,241 @@
+"""The project file: one TOML file that holds every choice a user makes.
+
+The GUI edits a `Project`, the CLI reads one, and every stage takes one. Loading refuses unknown keys and
+impossible values with a message that names the key, so a typo never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from studio.errors import ProjectError
+from studio.fileio import atomic_write_text
+
+METHODS = ("full", "lora", "qlora", "lora8bit", "dora")
+DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text")
+SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
+OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adafactor")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+QUANT_TYPES = ("f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s", "q4_0", "q3_k_m", "q2_k")
+EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
+
+
+@dataclass
+class ModelSettings:
+    # "embedded:SmolLM2-135M-Instruct", a local model folder, or a Hugging Face Hub id.
+    name: str = EMBEDDED_MODEL
+
+
+@dataclass
+class DataSettings:
+    train_file: str = ""
+    eval_file: str = ""  # empty: split eval_fraction off the training file
+    eval_fraction: float = 0.1
+    format: str = "auto"
+    # Explicit column mapping that overrides detection, e.g. {"prompt": "question", "completion": "answer"}.
+    columns: dict[str, str] = field(default_factory=dict)
+    train_on: str = "assistant"  # "assistant": loss on the answers only; "all": on every token
+    skip_bad_rows: bool = True
+    drop_duplicates: bool = False
+    system_prompt: str = ""
+
+
+@dataclass
+class MethodSettings:
+    method: str = "lora"
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    # "all-linear" targets every linear layer but the output head, as the LoRA practice recommends.
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+
+
+@dataclass
+class TrainSettings:
+    epochs: float = 1.0
+    max_steps: int = 0  # 0: run `epochs` epochs
+    learning_rate: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    batch_size: int = 4
+    grad_accumulation: int = 1
+    max_seq_len: int = 1024
+    seed: int = 42
+    gradient_checkpointing: bool = False
+    optimizer: str = "adamw_torch"
+    precision: str = "auto"
+    packing: bool = True  # padding-free batches: no compute spent on pad tokens
+    logging_steps: int = 1
+    eval_steps: int = 0  # 0: evaluate about 10 times per run
+    save_steps: int = 0  # 0: save about 5 checkpoints per run
+
+
+@dataclass
+class ExportSettings:
+    quant: list[str] = field(default_factory=lambda: ["f16", "q8_0", "q4_k_m"])
+    model_name: str = ""  # the name shown in Ollama / LM Studio; empty: the project's name
+    ollama: bool = False
+    lmstudio: bool = False
+    output_dir: str = ""  # empty: the run folder's export/
+
+
+SECTIONS = {"model": ModelSettings, "data": DataSettings, "method": MethodSettings,
+            "train": TrainSettings, "export": ExportSettings}
+
+
+@dataclass
+class Project:
+    name: str = "my-model"
+    model: ModelSettings = field(default_factory=ModelSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    method: MethodSettings = field(default_factory=MethodSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
+    # Where the project file lives; relative paths inside it are relative to this folder. Not saved.
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent if self.path else Path.cwd()
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the project file, made absolute against the project's folder."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else (self.folder / p).resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        for section in SECTIONS:
+            out[section] = dataclasses.asdict(getattr(self, section))
+        return out
+
+    def validate(self) -> None:
+        """Raise ProjectError naming the first impossible value."""
+        _check_choice("method.method", self.method.method, METHODS)
+        _check_choice("data.format", self.data.format, DATA_FORMATS)
+        _check_choice("data.train_on", self.data.train_on, ("assistant", "all"))
+        _check_choice("train.lr_scheduler", self.train.lr_scheduler, SCHEDULERS)
+        _check_choice("train.optimizer", self.train.optimizer, OPTIMIZERS)
+        _check_choice("train.precision", self.train.precision, PRECISIONS)
+        for q in self.export.quant:
+            _check_choice("export.quant", q, QUANT_TYPES)
+        _check_range("method.rank", self.method.rank, 1, 4096)
+        _check_range("method.alpha", self.method.alpha, 1, 16384)
+        _check_range("method.dropout", self.method.dropout, 0.0, 0.9)
+        _check_range("train.epochs", self.train.epochs, 0.0, 1000.0)
+        _check_range("train.max_steps", self.train.max_steps, 0, 10_000_000)
+        _check_range("train.learning_rate", self.train.learning_rate, 1e-9, 1.0)
+        _check_range("train.warmup_ratio", self.train.warmup_ratio, 0.0, 0.5)
+        _check_range("train.batch_size", self.train.batch_size, 1, 4096)
+        _check_range("train.grad_accumulation", self.train.grad_accumulation, 1, 4096)
+        _check_range("train.max_seq_len", self.train.max_seq_len, 16, 1_048_576)
+        _check_range("data.eval_fraction", self.data.eval_fraction, 0.0, 0.5)
+        if self.train.epochs == 0 and self.train.max_steps == 0:
+            raise ProjectError("train.epochs and train.max_steps are both 0: set one of them to say how long to train.")
+        if not self.name.strip():
+            raise ProjectError("name is empty: give the project a name.")
+
+
+def _check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ProjectError(f"{key} = {value!r} is not one of: {', '.join(allowed)}.")
+
+
+def _check_range(key: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
+        raise ProjectError(f"{key} = {value!r} must be a number from {low:g} to {high:g}.")
+
+
+def _typed(section: str, cls: type, raw: Any) -> Any:
+    """Build a settings dataclass from a TOML table, refusing unknown keys and wrong types by name."""
+    if not isinstance(raw, dict):
+        raise ProjectError(f"[{section}] must be a table of settings, not {type(raw).__name__}.")
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            extra = f" Did you mean {hint[0]!r}?" if hint else f" Known settings: {', '.join(known)}."
+            raise ProjectError(f"[{section}] {key!r} is not a setting Fine-Tune Studio knows.{extra}")
+        default = getattr(cls(), key)
+        values[key] = _coerce(f"{section}.{key}", value, default)
+    return cls(**values)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ProjectError(f"{key} = {value!r} must be true or false.")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProjectError(f"{key} = {value!r} must be a number.")
+        return float(value)
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProjectError(f"{key} = {value!r} must be a whole number.")
+        return value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ProjectError(f"{key} = {value!r} must be text (in quotes).")
+        return value
+    if isinstance(default, list):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ProjectError(f"{key} = {value!r} must be a list of text values.")
+        return value
+    if isinstance(default, dict):
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ProjectError(f"{key} must be a table of text values.")
+        return dict(value)
+    return value
+
+
+def project_from_dict(raw: dict[str, Any], path: Path | None = None) -> Project:
+    unknown = set(raw) - set(SECTIONS) - {"name"}
+    if unknown:
+        key = sorted(unknown)[0]
+        hint = difflib.get_close_matches(key, list(SECTIONS) + ["name"], n=1)
+        extra = f" Did you mean [{hint[0]}]?" if hint else ""
+        raise ProjectError(f"{key!r} is not a section Fine-Tune Studio knows.{extra}")
+    name = raw.get("name", Project().name)
+    if not isinstance(name, str):
+        raise ProjectError(f"name = {name!r} must be text.")
+    project = Project(name=name, path=path)
+    for section, cls in SECTIONS.items():
+        if section in raw:
+            setattr(project, section, _typed(section, cls, raw[section]))
+    project.validate()
+    return project
+
+
+def load_project(path: str | Path) -> Project:
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise ProjectError(f"Project file {path} does not exist. Create one with `ftstudio new {path.name}`.")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ProjectError(f"Project file {path} is not UTF-8 text.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProjectError(f"Project file {path} is not valid TOML: {exc}.") from None
+    try:
+        return project_from_dict(raw, path)
+    except ProjectError as exc:
+        raise ProjectError(f"{path.name}: {exc}") from None
+
+
+def save_project(project: Project, path: str | Path | None = None) -> Path:
+    project.validate()
+    target = Path(path or project.path or f"{project.name}.ftproj.toml").expanduser().resolve()
+    atomic_write_text(target, tomli_w.dumps(project.to_dict()))
+    project.path = target
+    return target
