@@ -1,14 +1,16 @@
-"""From the project's data settings to tokenized train and eval examples."""
+"""From the project's data settings to tokenized train and eval examples (cached on disk)."""
 from __future__ import annotations
 
-import json
-import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
-from studio.data.tokenize import IGNORE, Example, TemplateError, tokenize_conversation
-from studio.errors import DataError
+from studio.data import cache
+from studio.data.formats import Row
+from studio.data.inspect import fingerprint, scan
+from studio.data.readers import HUB_ID
+from studio.data.split import split_rows
+from studio.data.tokenize import IGNORE, Example, TemplateError, tokenize_conversation, tokenize_text
+from studio.errors import Cancelled, DataError
 
 Progress = Callable[[str, float], None]
 
@@ -17,63 +19,106 @@ Progress = Callable[[str, float], None]
 class PreparedData:
     train: list[Example]
     eval: list[Example]
-    skipped: list[tuple[int, str]] = field(default_factory=list)  # (row number, reason)
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (row number, reason naming the file)
+    from_cache: bool = False
 
     @property
     def train_tokens(self) -> int:
         return sum(len(e.input_ids) for e in self.train)
 
 
-def read_message_rows(path: Path) -> list[tuple[int, list[dict]]]:
-    """(line number, messages) for each row of a chat JSONL file."""
-    if not path.is_file():
-        raise DataError(f"The dataset file {path} does not exist. Choose the file again on the Data page.")
-    rows = []
-    with path.open(encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path.name}, line {number}: not valid JSON ({exc.msg}).") from None
-            messages = row.get("messages") if isinstance(row, dict) else None
-            if not isinstance(messages, list):
-                raise DataError(f"{path.name}, line {number}: no 'messages' list.")
-            rows.append((number, messages))
-    if not rows:
-        raise DataError(f"The dataset file {path} holds no rows.")
-    return rows
+def locate(project, name: str) -> str:
+    """A data file named in the project: a path relative to the project's folder, or a Hub dataset id."""
+    path = project.resolve(name)
+    if not path.exists() and HUB_ID.match(name) and not name.startswith((".", "/", "~")):
+        return name
+    return str(path)
 
 
-def prepare_dataset(project, tokenizer, progress: Progress | None = None) -> PreparedData:
-    settings = project.data
+def prepare_dataset(project, tokenizer, progress: Progress | None = None,
+                    cancel: Callable[[], bool] | None = None, use_cache: bool = True) -> PreparedData:
+    settings, max_len = project.data, project.train.max_seq_len
     if not settings.train_file:
         raise DataError("No dataset file is chosen. Pick one on the Data page or set [data] train_file.")
-    rows = read_message_rows(project.resolve(settings.train_file))
-    eval_rows = read_message_rows(project.resolve(settings.eval_file)) if settings.eval_file else []
-    if not eval_rows and settings.eval_fraction > 0 and len(rows) >= 10:
-        shuffled = rows[:]
-        random.Random(project.train.seed).shuffle(shuffled)
-        n_eval = max(1, round(len(rows) * settings.eval_fraction))
-        eval_rows, rows = shuffled[:n_eval], shuffled[n_eval:]
+    train_at = locate(project, settings.train_file)
+    eval_at = locate(project, settings.eval_file) if settings.eval_file else ""
+    key = cache.cache_key(train=cache.content_hash(train_at), eval=eval_at and cache.content_hash(eval_at),
+                          tokenizer=cache.tokenizer_hash(tokenizer), data=project.to_dict()["data"],
+                          max_len=max_len, seed=project.train.seed)
+    if use_cache and (hit := cache.load(key)) is not None:
+        if progress:
+            progress("Loaded the tokenized dataset from the cache", 1.0)
+        return PreparedData(*hit, from_cache=True)
+
     out = PreparedData([], [])
-    total = len(rows) + len(eval_rows)
-    for index, (target, source) in enumerate(((out.train, rows), (out.eval, eval_rows))):
-        for number, messages in source:
-            if settings.system_prompt and messages and messages[0].get("role") != "system":
-                messages = [{"role": "system", "content": settings.system_prompt}] + messages
+    rows, train_src = _read(train_at, settings, out.skipped, progress, cancel)
+    eval_rows, eval_src = _read(eval_at, settings, out.skipped, progress, cancel) if eval_at else ([], train_src)
+    if settings.drop_duplicates:
+        rows = _drop_duplicates(rows, set(), out.skipped, train_src)
+        if eval_at:  # an eval row that is also a training row would flatter the eval loss
+            eval_rows = _drop_duplicates(eval_rows, {fingerprint(r) for r in rows}, out.skipped, eval_src)
+    if not eval_at:
+        rows, eval_rows = split_rows(rows, settings.eval_fraction, seed=project.train.seed)
+
+    total = max(1, len(rows) + len(eval_rows))
+    for target, source, src in ((out.train, rows, train_src), (out.eval, eval_rows, eval_src)):
+        for row in source:
+            if cancel and cancel():
+                raise Cancelled("Preparing the dataset was cancelled.")
+            where = src.where(row.number)
             try:
-                example = tokenize_conversation(tokenizer, messages, project.train.max_seq_len, settings.train_on)
+                examples = _tokenize(tokenizer, row, settings, max_len)
             except TemplateError as exc:
-                out.skipped.append((number, str(exc)))
+                if not settings.skip_bad_rows:
+                    raise DataError(f"{where}: {exc}.") from None
+                out.skipped.append((row.number, f"{where}: {exc}."))
                 continue
-            if all(label == IGNORE for label in example.labels):
-                out.skipped.append((number, "no assistant tokens left after the sequence-length cut"))
+            if all(label == IGNORE for e in examples for label in e.labels):
+                out.skipped.append((row.number, f"{where}: the answer starts after the {max_len}-token cutoff, "
+                                                "so nothing is left to learn."))
                 continue
-            target.append(example)
-            if progress and (len(out.train) + len(out.eval)) % 50 == 0:
-                progress("Tokenizing", (len(out.train) + len(out.eval)) / total)
+            target.extend(examples)
+            done = len(out.train) + len(out.eval)
+            if progress and done % 200 == 0:
+                progress("Tokenizing", done / total)
     if not out.train:
         raise DataError(f"No usable training example in {settings.train_file}.")
+    cache.save(key, out.train, out.eval, out.skipped)
+    if progress:
+        progress("Tokenizing", 1.0)
     return out
+
+
+def _read(location: str, settings, skipped: list, progress, cancel):
+    """(every usable row, the source); problems go to `skipped`, or stop all when the user chose to stop."""
+    source, _, records = scan(location, settings.format, settings.columns, progress, cancel)
+    rows = []
+    for row, problem in records:
+        if problem is None:
+            rows.append(row)
+        elif settings.skip_bad_rows:
+            skipped.append((problem.row, problem.message))
+        else:
+            raise DataError(f"{problem.message} Fix it, or choose to skip bad rows.")
+    return rows, source
+
+
+def _drop_duplicates(rows: list[Row], seen: set[int], skipped: list, source) -> list[Row]:
+    kept = []
+    for row in rows:
+        mark = fingerprint(row)
+        if mark in seen:
+            skipped.append((row.number, f"{source.where(row.number)}: repeats an earlier row (duplicates removed)."))
+        else:
+            seen.add(mark)
+            kept.append(row)
+    return kept
+
+
+def _tokenize(tokenizer, row: Row, settings, max_len: int) -> list[Example]:
+    if row.text is not None:
+        return tokenize_text(tokenizer, row.text, max_len)
+    messages = row.messages
+    if settings.system_prompt and messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": settings.system_prompt}] + messages
+    return [tokenize_conversation(tokenizer, messages, max_len, settings.train_on)]

@@ -1,0 +1,154 @@
+"""Inspect a dataset: what format it is, how many rows are usable, and every problem with its row number.
+
+Reading is streamed, so a file of any size is inspected with flat memory (duplicates are found through an
+8-byte fingerprint per row). The result is a plain object the GUI draws and the CLI prints.
+"""
+from __future__ import annotations
+
+import time
+from array import array
+from dataclasses import asdict, dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import Callable, Iterator
+
+from studio.data.formats import SAMPLE, Detection, Row, normalize, resolve
+from studio.data.readers import Source, open_source
+from studio.errors import Cancelled, DataError
+
+Progress = Callable[[str, float], None]
+Cancel = Callable[[], bool]
+MAX_PROBLEMS = 1000  # problems kept with their text; all are counted
+EVERY = 2000  # rows between progress reports and cancel checks
+
+
+@dataclass
+class Problem:
+    row: int
+    message: str  # a whole sentence naming the file and the row
+
+
+@dataclass
+class InspectReport:
+    path: str
+    kind: str  # how the file was read: jsonl, json, csv, tsv, parquet, txt, hf
+    unit: str  # what a row number counts: line, item, row
+    format: str  # messages, sharegpt, alpaca, prompt_completion, text
+    mapping: dict[str, str]
+    evidence: list[str]
+    rows: int = 0
+    usable_rows: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0  # all problems, even beyond the MAX_PROBLEMS kept in `problems`
+    duplicates: int = 0  # usable rows that repeat an earlier row exactly
+    duplicate_rows: list[tuple[int, int]] = field(default_factory=list)  # (row, the earlier row), first 100
+    preview: list[Row] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def usable(self) -> bool:
+        return self.usable_rows > 0
+
+    def summary(self) -> str:
+        skipped = self.rows - self.usable_rows
+        text = (f"{Path(self.path).name}: {self.format} format, {self.rows} rows, {self.usable_rows} usable, "
+                f"{skipped} with problems")
+        return text + (f", {self.duplicates} duplicates." if self.duplicates else ".")
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["preview"] = [row._asdict() for row in self.preview]
+        out["problems"] = [asdict(p) for p in self.problems]
+        out["usable"] = self.usable
+        return out
+
+
+def scan(location: str | Path, fmt: str = "auto", columns: dict[str, str] | None = None,
+         progress: Progress | None = None, cancel: Cancel | None = None):
+    """Open a dataset and decide its format; return (source, detection, iterator of (Row or None, Problem
+    or None)). The iterator reports progress and honours cancel as it goes."""
+    source = open_source(location)
+    records = source.records()
+    head = []
+    for record in records:
+        head.append(record)
+        if sum(1 for r in head if isinstance(r.value, dict)) >= SAMPLE:
+            break
+    sample = [r.value for r in head if isinstance(r.value, dict)]
+    if not sample:
+        if not head:
+            raise DataError(f"{source.name} holds no rows: there is nothing to train on.")
+        first = head[0]
+        reason = first.error or "is not an object with named fields"
+        raise DataError(f"No row of {source.name} can be read: {source.where(first.number)} {reason}.")
+    detection = resolve(fmt, columns or {}, sample, source.name)
+    if source.kind == "txt":
+        detection.evidence = ["a plain text file: documents are separated by blank lines"]
+    return source, detection, _rows(source, detection, chain(head, records), progress, cancel)
+
+
+def _rows(source: Source, detection: Detection, records, progress, cancel) -> Iterator[tuple]:
+    label = f"Reading {source.name}"
+    for count, record in enumerate(records, start=1):
+        if count % EVERY == 0:
+            if cancel and cancel():
+                raise Cancelled(f"Reading {source.name} was cancelled.")
+            if progress:
+                progress(label, source.fraction())
+        error = record.error
+        if error is None:
+            row, error = normalize(record.number, record.value, detection)
+            if row is not None:
+                yield row, None
+                continue
+        sep = ", " if error.startswith(("message", "'")) else " "  # "line 3, message 2 ..." / "line 3 is ..."
+        yield None, Problem(record.number, f"{source.where(record.number)}{sep}{error}.")
+    if progress:
+        progress(label, 1.0)
+
+
+def fingerprint(row: Row) -> int:
+    """A 64-bit hash of what the row teaches; equal rows give equal numbers within one process."""
+    if row.text is not None:
+        return hash(row.text)
+    return hash(tuple((m["role"], m["content"]) for m in row.messages))
+
+
+def inspect_file(location: str | Path, fmt: str = "auto", columns: dict[str, str] | None = None,
+                 progress: Progress | None = None, cancel: Cancel | None = None,
+                 preview: int = 20) -> InspectReport:
+    started = time.perf_counter()
+    source, detection, rows = scan(location, fmt, columns, progress, cancel)
+    report = InspectReport(str(location), source.kind, source.unit, detection.format, detection.mapping,
+                           detection.evidence)
+    hashes, numbers = array("q"), array("q")
+    for row, problem in rows:
+        report.rows += 1
+        if problem:
+            report.problem_count += 1
+            if len(report.problems) < MAX_PROBLEMS:
+                report.problems.append(problem)
+            continue
+        report.usable_rows += 1
+        if len(report.preview) < preview:
+            report.preview.append(row)
+        hashes.append(fingerprint(row))
+        numbers.append(row.number)
+    report.duplicates, report.duplicate_rows = _duplicates(hashes, numbers)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _duplicates(hashes: array, numbers: array) -> tuple[int, list[tuple[int, int]]]:
+    """How many rows repeat an earlier one, and the first 100 as (row, earlier row)."""
+    import numpy as np
+
+    if not hashes:
+        return 0, []
+    values = np.frombuffer(hashes, dtype=np.int64)
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    is_repeat = np.ones(len(values), dtype=bool)
+    is_repeat[first] = False
+    repeats = np.flatnonzero(is_repeat)
+    originals = first[inverse[repeats[:100]]]
+    return int(len(repeats)), [(int(numbers[i]), int(numbers[j])) for i, j in zip(repeats[:100], originals)]
