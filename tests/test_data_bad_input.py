@@ -93,3 +93,11 @@ def test_non_utf8_csv_row(tmp_path):
     path.write_bytes(b"prompt,completion\nhi,hello\ncaf\xe9,ok\n")
     report = inspect_file(path)
     assert report.usable_rows == 1 and report.problems[0].row == 3 and "0xE9" in report.problems[0].message
+
+
+def test_line_cut_inside_a_string(tmp_path):
+    path = tmp_path / "cut.jsonl"
+    path.write_text('{"prompt": "a", "completion": "b"}\n{"prompt": "a", "completion": "unfini\n')
+    report = inspect_file(path)
+    assert report.problems[0].message == ("cut.jsonl, line 2 is not valid JSON: Unterminated string starting at "
+                                          "column 31 (the line ends before the JSON is complete: it looks cut off).")

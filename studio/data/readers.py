@@ -199,9 +199,10 @@ def _jsonl(source: Source) -> Iterator[Record]:
             try:
                 yield Record(number, json.loads(line))
             except json.JSONDecodeError as exc:
-                cut = " (the line ends before the JSON is complete: it looks cut off)" \
-                    if exc.pos >= len(line.rstrip()) else ""
-                yield Record(number, None, f"is not valid JSON: {exc.msg} at column {exc.colno}{cut}")
+                ended = exc.pos >= len(line.rstrip()) or exc.msg.startswith("Unterminated string")
+                cut = " (the line ends before the JSON is complete: it looks cut off)" if ended else ""
+                message = exc.msg.removesuffix(" at")  # "Unterminated string starting at"
+                yield Record(number, None, f"is not valid JSON: {message} at column {exc.colno}{cut}")
 
 
 def _json(source: Source) -> Iterator[Record]:
@@ -332,9 +333,10 @@ def _hf(source: Source) -> Iterator[Record]:
         else:
             ds = datasets.load_dataset(location)
     except Exception as exc:
-        where = "folder" if source.path.is_dir() else "Hugging Face dataset"
-        raise DataError(f"The {where} {location} cannot be loaded ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}).") from None
+        where = (f"The dataset folder {location} cannot be loaded" if source.path.is_dir() else
+                 f"{location} is neither a file on this computer nor a Hugging Face dataset that can be loaded")
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        raise DataError(f"{where} ({type(exc).__name__}: {detail}).") from None
     if isinstance(ds, datasets.DatasetDict):
         split = "train" if "train" in ds else next(iter(ds))
         ds = ds[split]
