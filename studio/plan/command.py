@@ -1,0 +1,120 @@
+"""`ftstudio plan`: the memory estimate, fit verdict and fixes for a project file or for flags."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from studio.errors import StudioError
+from studio.plan.estimator import GiB, METHODS, OPTIMIZERS, PlanSettings, estimate
+from studio.plan.fit import auto_fit, verdict
+from studio.plan.gpu import detect_gpu, gpu_from_numbers
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("plan", help="estimate GPU memory for training and say whether it fits",
+                              description="Estimate peak GPU memory for a training run, itemized, and whether it "
+                                          "fits this computer's GPU. Flags override the project's settings.")
+    p.add_argument("project", nargs="?", help="project file (*.ftproj.toml)")
+    p.add_argument("--model", help="model: embedded:SmolLM2-135M-Instruct, a model folder, a config.json, or a Hub id")
+    p.add_argument("--method", help=f"one of: {', '.join(METHODS)}")
+    p.add_argument("--rank", type=int)
+    p.add_argument("--alpha", type=int)
+    p.add_argument("--targets", help='comma-separated LoRA target modules, or "all-linear"')
+    p.add_argument("--seq", type=int, help="cutoff: maximum tokens per example")
+    p.add_argument("--batch", type=int, help="examples per step")
+    p.add_argument("--accum", type=int, help="gradient accumulation steps")
+    p.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                   help="gradient checkpointing")
+    p.add_argument("--optimizer", help=f"one of: {', '.join(OPTIMIZERS)}")
+    p.add_argument("--gpu-gb", type=float, help="plan for a GPU with this many GB free instead of this computer's")
+    p.add_argument("--auto-fit", action="store_true", help="also find the largest batch that fits")
+    p.add_argument("--json", action="store_true", help="print JSON (total_bytes, breakdown, verdict, ...)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    try:
+        config, settings = _inputs(args)
+        est = estimate(config, settings)
+    except StudioError as exc:
+        print(f"ftstudio plan: {exc}")
+        return 2
+    gpu = gpu_from_numbers("the planned GPU", int(args.gpu_gb * GiB)) if args.gpu_gb else detect_gpu()
+    ver = verdict(est, gpu)
+    fit = auto_fit(config, settings, gpu) if args.auto_fit else None
+    if args.json:
+        out = est.to_dict()
+        out["gpu"] = gpu.to_dict()
+        out["verdict"] = ver.to_dict()
+        if fit is not None:
+            out["auto_fit"] = fit
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"Estimated peak GPU memory: {_gb(est.total_bytes)}  ({est.params_total / 1e9:.2f}B parameters, "
+          f"{est.params_trainable / 1e6:,.1f}M trainable; peak during the {est.peak_phase})")
+    for key, value in est.breakdown.items():
+        if value:
+            print(f"  {est.labels[key]:<46} {_gb(value):>10}")
+    print(ver.sentence)
+    for fix in ver.fixes:
+        changes = ", ".join(f"{k} = {v}" for k, v in fix.change.items())
+        print(f"  - {fix.label}: {changes} -> {_gb(fix.new_total_bytes)}")
+    if fit is not None:
+        print("Auto-fit: " + (", ".join(f"{k} = {v}" for k, v in fit.items()) if fit else "no batch size fits."))
+    print("Assumptions:")
+    for note in est.assumptions:
+        print(f"  - {note}")
+    return 0
+
+
+def _inputs(args) -> tuple[dict, PlanSettings]:
+    from studio.errors import ProjectError
+
+    project = None
+    if args.project:
+        from studio.project import load_project
+        project = load_project(args.project)
+    settings = PlanSettings.from_project(project) if project else PlanSettings()
+    change = {}
+    for flag, key in (("method", "method.method"), ("rank", "method.rank"), ("alpha", "method.alpha"),
+                      ("seq", "train.max_seq_len"), ("batch", "train.batch_size"),
+                      ("accum", "train.grad_accumulation"), ("checkpointing", "train.gradient_checkpointing"),
+                      ("optimizer", "train.optimizer")):
+        if getattr(args, flag) is not None:
+            change[key] = getattr(args, flag)
+    if args.targets:
+        change["method.target_modules"] = [t.strip() for t in args.targets.split(",") if t.strip()]
+    settings = settings.with_changes(change)
+    if settings.method not in METHODS:
+        raise ProjectError(f"unknown method {settings.method!r}; choose one of: {', '.join(METHODS)}.")
+    if settings.optimizer not in OPTIMIZERS:
+        raise ProjectError(f"unknown optimizer {settings.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}.")
+    name = args.model or (project.model.name if project else None)
+    if not name:
+        raise ProjectError("no model: give a project file or --model (for example --model embedded:SmolLM2-135M-Instruct).")
+    return _load_config(name, project), settings
+
+
+def _load_config(name: str, project) -> dict:
+    """config.json only: the planner needs no weights, so a folder or file with just config.json works."""
+    from studio.errors import ModelError
+
+    # a relative folder in a project file is relative to the project's folder
+    candidates = [project.resolve(name)] if project is not None else [Path(name).expanduser()]
+    for path in candidates:
+        file = path / "config.json" if path.is_dir() else path
+        if file.is_file() and file.suffix == ".json":
+            try:
+                return json.loads(file.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                raise ModelError(f"{file} is not valid JSON.") from None
+        if path.is_dir():
+            raise ModelError(f"{path} has no config.json; choose the model folder that holds it.")
+    from studio.models import load_config
+    return load_config(name)
+
+
+def _gb(n: int) -> str:
+    return f"{n / GiB:.2f} GB"
