@@ -1,0 +1,73 @@
+"""Talking to a model: a GGUF through llama.cpp (what users will run), or a model folder with an optional
+adapter through transformers (to test a run before it is exported)."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from studio.errors import ModelError
+
+
+class GgufChat:
+    def __init__(self, gguf_path: Path, n_ctx: int = 2048):
+        from llama_cpp import Llama
+
+        gguf_path = Path(gguf_path)
+        if not gguf_path.is_file():
+            raise ModelError(f"The GGUF file {gguf_path} does not exist.")
+        try:
+            self.llm = Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1,
+                             n_gpu_layers=-1, verbose=False)
+        except ValueError as exc:
+            raise ModelError(f"llama.cpp could not load {gguf_path.name}: {exc}") from None
+
+    def stream(self, messages: list[dict], max_tokens: int = 200, temperature: float = 0.0) -> Iterator[str]:
+        for chunk in self.llm.create_chat_completion(messages=messages, max_tokens=max_tokens,
+                                                     temperature=temperature, stream=True):
+            piece = chunk["choices"][0]["delta"].get("content")
+            if piece:
+                yield piece
+
+    def reply(self, messages: list[dict], **kw) -> str:
+        return "".join(self.stream(messages, **kw)).strip()
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+class HfChat:
+    """A base model folder, optionally with a LoRA adapter, generating with transformers."""
+
+    def __init__(self, model_dir: Path, adapter_dir: Path | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir or model_dir))
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(device)
+        if adapter_dir is not None:
+            from peft import PeftModel
+            model = PeftModel.from_pretrained(model, str(adapter_dir))
+        self.model = model.eval()
+        self.device = device
+
+    def stream(self, messages: list[dict], max_tokens: int = 200, temperature: float = 0.0) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                    return_dict=True).to(self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = dict(**prompt, max_new_tokens=max_tokens, streamer=streamer, do_sample=temperature > 0,
+                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        if temperature > 0:
+            kwargs["temperature"] = temperature
+        thread = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
+        thread.start()
+        yield from streamer
+        thread.join()
+
+    def reply(self, messages: list[dict], **kw) -> str:
+        return "".join(self.stream(messages, **kw)).strip()

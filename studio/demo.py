@@ -1,0 +1,89 @@
+"""`ftstudio demo`: the whole path on the embedded model and the pirate sample, offline, with timings.
+
+It writes a real project file into the output folder, so the same project can then be opened in the app.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from studio import paths
+from studio.project import Project, save_project
+
+SAMPLE = paths.RESOURCES / "samples" / "pirate_chat.jsonl"
+HELD_OUT = ["What is the capital of Brazil?", "What sound does a goat make?", "What colour is milk?"]
+
+
+def demo_project(out_dir: Path, steps: int) -> Project:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = out_dir / SAMPLE.name
+    shutil.copy2(SAMPLE, data)
+    project = Project(name="pirate-demo")
+    project.data.train_file = data.name
+    project.data.eval_fraction = 0.1
+    project.method.method = "lora"
+    project.method.rank, project.method.alpha = 16, 32
+    # A small model and a short run: a higher learning rate than the 2e-4 default lets the voice settle in
+    # a few dozen steps.
+    project.train.learning_rate = 1e-3
+    project.train.batch_size = 8
+    project.train.max_steps = steps
+    project.train.max_seq_len = 256
+    project.train.warmup_ratio = 0.05
+    project.export.quant = ["f16", "q8_0", "q4_k_m"]
+    save_project(project, out_dir / "pirate-demo.ftproj.toml")
+    return project
+
+
+def run_demo(steps: int, out_dir: Path) -> int:
+    from studio.chat import GgufChat
+    from studio.cli import Bar, print_training_event
+    from studio.export import export_run
+    from studio.export.converter import install_converter
+    from studio.merge import merge_run
+    from studio.models import embedded_gguf_path, embedded_model_dir
+    from studio.train import run_training
+
+    timings: dict[str, float] = {}
+
+    def timed(name, fn, *a, **kw):
+        started = time.time()
+        value = fn(*a, **kw)
+        timings[name] = time.time() - started
+        return value
+
+    timed("setup", lambda: (install_converter(Bar("Converter")), embedded_model_dir(Bar("Embedded model"))))
+    project = demo_project(out_dir.resolve(), steps)
+    print(f"Project: {project.path}")
+    bar = Bar("Training")
+    run_dir, final = timed("train", run_training, project, on_event=lambda e: print_training_event(e, bar))
+    if final["type"] == "error":
+        sys.stderr.write(f"Training failed: {final['message']}\n{final.get('details', '')}\n")
+        return 1
+    timed("merge", merge_run, run_dir, Bar("Merging"))
+    result = timed("export", export_run, run_dir, None, Bar("Exporting"))
+    print("\nGGUF files:")
+    for quant, path in result.files.items():
+        print(f"  {quant.upper():>7}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    for quant, why in result.failed.items():
+        print(f"  {quant.upper():>7}: FAILED - {why}")
+    if result.modelfile:
+        print(f"  Ollama Modelfile: {result.modelfile}")
+    if "q4_k_m" not in result.files:
+        return 1
+
+    started = time.time()
+    base = GgufChat(embedded_gguf_path())
+    tuned = GgufChat(result.files["q4_k_m"])
+    print("\nHeld-out questions (not in the training data):")
+    for question in HELD_OUT:
+        messages = [{"role": "user", "content": question}]
+        print(f"\n  Q: {question}")
+        print(f"  base model       : {base.reply(messages, max_tokens=60)}")
+        print(f"  fine-tuned Q4_K_M: {tuned.reply(messages, max_tokens=60)}")
+    timings["chat"] = time.time() - started
+    print("\nWall time per stage: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+    print(f"Final training loss: {final.get('final_loss')}; run folder: {run_dir}")
+    return 0

@@ -1,0 +1,266 @@
+"""The training recipe, run as its own process: `python -m studio.train.worker RUN_DIR [--resume]`.
+
+It reads top to bottom: load the frozen project, tokenize the data, load the model (16-bit, 8-bit or 4-bit),
+wrap it with LoRA/DoRA unless fully fine-tuning, train with the Hugging Face Trainer, save the result.
+Everything the user should see goes out as events (studio.train.events); a failure becomes an `error` event
+in plain words with the fix the app can apply, and a non-zero exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from studio.errors import StudioError, TrainError
+from studio.train.events import EventWriter
+from studio.train.runs import EVENTS_FILE, STOP_FILE, latest_checkpoint, load_run_project
+
+EXIT_OK, EXIT_ERROR, EXIT_OOM = 0, 1, 3
+
+
+def pick_device_and_precision(project):
+    import torch
+
+    if torch.cuda.is_available():
+        wanted = project.train.precision
+        if wanted == "auto":
+            wanted = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "cuda", wanted
+    if project.method.method in ("qlora", "lora8bit"):
+        raise TrainError(f"{project.method.method.upper()} needs an NVIDIA GPU with CUDA, and none was found. "
+                         "Choose LoRA (it runs on the CPU, slowly) or train on a computer with an RTX GPU.")
+    return "cpu", "fp32"  # CPUs have no fast 16-bit matrix units; fp32 is both faster and exact there
+
+
+def load_model(project, model_dir: Path, device: str, precision: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    method = project.method.method
+    kwargs = {"dtype": dtype, "attn_implementation": "sdpa"}
+    if method == "qlora":
+        from transformers import BitsAndBytesConfig
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype)
+    elif method == "lora8bit":
+        from transformers import BitsAndBytesConfig
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    if device == "cuda":
+        kwargs["device_map"] = {"": 0}
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    if method in ("qlora", "lora8bit"):
+        from peft import prepare_model_for_kbit_training
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=project.train.gradient_checkpointing)
+    if method == "full":
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    targets = project.method.target_modules
+    lora = LoraConfig(
+        r=project.method.rank, lora_alpha=project.method.alpha, lora_dropout=project.method.dropout,
+        target_modules="all-linear" if targets == ["all-linear"] else targets,
+        use_dora=(method == "dora"), task_type="CAUSAL_LM")
+    model = get_peft_model(model, lora)
+    if project.train.gradient_checkpointing:
+        model.enable_input_require_grads()  # checkpointed LoRA needs grads flowing into the frozen embeddings
+    return model
+
+
+def schedule(project, n_train: int) -> tuple[int, int, int]:
+    """(total optimizer steps, eval interval, save interval) for this dataset size."""
+    per_step = project.train.batch_size * project.train.grad_accumulation
+    steps = project.train.max_steps or max(1, math.ceil(project.train.epochs * n_train / per_step))
+    eval_every = project.train.eval_steps or max(1, steps // 10)
+    save_every = project.train.save_steps or max(1, steps // 5)
+    return steps, eval_every, save_every
+
+
+def make_callback(events: EventWriter, run_dir: Path, total_steps: int):
+    from transformers import TrainerCallback
+
+    from studio.train.memory import measured_peak
+
+    class EventCallback(TrainerCallback):
+        """Turns the Trainer's hooks into our events, and honours the STOP file between steps."""
+
+        def __init__(self):
+            self.started = time.time()
+            self.start_step = 0
+            self.start_tokens = 0
+            self.memory_reported = False
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.started = time.time()
+            self.start_step = state.global_step  # non-zero when resuming
+            self.start_tokens = state.num_input_tokens_seen
+            events.emit("progress", state.global_step, total_steps=total_steps, fraction=state.global_step / total_steps,
+                        eta_s=None, message="Training started")
+
+        def on_step_end(self, args, state, control, **kw):
+            elapsed = max(1e-6, time.time() - self.started)
+            done = state.global_step - self.start_step
+            eta = elapsed / done * (total_steps - state.global_step) if done else None
+            events.emit("progress", state.global_step, total_steps=total_steps,
+                        fraction=state.global_step / total_steps, eta_s=eta,
+                        tokens_per_s=(state.num_input_tokens_seen - self.start_tokens) / elapsed,
+                        tokens_seen=state.num_input_tokens_seen)
+            if not self.memory_reported and done >= 2:
+                peak = measured_peak()
+                if peak:
+                    events.emit("memory", state.global_step, **peak)
+                self.memory_reported = True
+            if (run_dir / STOP_FILE).exists():
+                events.emit("log", state.global_step, message="Stop requested: saving a checkpoint and stopping")
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = dict(logs or {})
+            if "eval_loss" in logs:
+                events.emit("eval", state.global_step, eval_loss=logs["eval_loss"], epoch=logs.get("epoch"))
+            elif "loss" in logs:
+                events.emit("metrics", state.global_step, loss=logs["loss"], lr=logs.get("learning_rate"),
+                            grad_norm=logs.get("grad_norm"), epoch=logs.get("epoch"))
+
+        def on_save(self, args, state, control, **kw):
+            ckpt = latest_checkpoint(run_dir)
+            events.emit("checkpoint", state.global_step, path=str(ckpt) if ckpt else None)
+
+    return EventCallback()
+
+
+def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
+    import torch
+    from transformers import AutoTokenizer, Trainer, TrainingArguments
+
+    from studio.data import prepare_dataset
+    from studio.models import resolve_model
+    from studio.train.batching import ExampleDataset, PaddedCollator
+
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    project = load_run_project(run_dir)
+    device, precision = pick_device_and_precision(project)
+    events.emit("log", message=f"Device: {device}, precision: {precision}, method: {project.method.method}")
+
+    model_dir = resolve_model(project.model.name, lambda msg, frac: events.emit("log", message=msg))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    data = prepare_dataset(project, tokenizer, lambda msg, frac: events.emit("log", message=f"{msg} {frac:.0%}"))
+    events.emit("log", message=f"Data: {len(data.train)} training and {len(data.eval)} evaluation examples, "
+                               f"{data.train_tokens} training tokens, {len(data.skipped)} rows skipped")
+    for row, reason in data.skipped[:20]:
+        events.emit("log", message=f"Skipped row {row}: {reason}")
+
+    torch.manual_seed(project.train.seed)
+    model = load_model(project, model_dir, device, precision)
+    total, eval_every, save_every = schedule(project, len(data.train))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    events.emit("log", message=f"Training {trainable:,} parameters for {total} steps")
+
+    args = TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=project.train.batch_size,
+        per_device_eval_batch_size=project.train.batch_size,
+        gradient_accumulation_steps=project.train.grad_accumulation,
+        learning_rate=project.train.learning_rate,
+        lr_scheduler_type=project.train.lr_scheduler,
+        warmup_steps=int(project.train.warmup_ratio * total),
+        weight_decay=project.train.weight_decay,
+        max_steps=total,
+        logging_steps=project.train.logging_steps,
+        eval_strategy="steps" if data.eval else "no",
+        eval_steps=eval_every,
+        save_strategy="steps",
+        save_steps=save_every,
+        save_total_limit=2,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        gradient_checkpointing=project.train.gradient_checkpointing,
+        optim=project.train.optimizer,
+        seed=project.train.seed,
+        report_to=[],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+        use_cpu=device == "cpu",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model, args=args, train_dataset=ExampleDataset(data.train),
+        eval_dataset=ExampleDataset(data.eval) if data.eval else None,
+        data_collator=PaddedCollator(tokenizer.pad_token_id),
+        callbacks=[make_callback(events, run_dir, total)],
+    )
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        events.emit("log", message="No checkpoint to resume from; starting from the beginning")
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    stopped = (run_dir / STOP_FILE).exists()
+    out_dir = run_dir / ("model" if project.method.method == "full" else "adapter")
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)
+    events.emit("done", trainer.state.global_step, stopped=stopped, output=str(out_dir), final_loss=final_loss,
+                total_steps=total)
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    return EXIT_OK
+
+
+def explain_oom(project) -> tuple[str, dict]:
+    """Plain words for an out-of-memory error, and the change the app can apply."""
+    t = project.train
+    if t.batch_size > 1:
+        fix = {"train.batch_size": max(1, t.batch_size // 2), "train.grad_accumulation": t.grad_accumulation * 2}
+        how = (f"halve the batch size to {fix['train.batch_size']} and double gradient accumulation to "
+               f"{fix['train.grad_accumulation']} (same effective batch, less memory)")
+    elif not t.gradient_checkpointing:
+        fix, how = {"train.gradient_checkpointing": True}, "turn on gradient checkpointing (about 30% slower)"
+    elif project.method.method in ("full", "lora", "dora"):
+        fix, how = {"method.method": "qlora"}, "switch to QLoRA, which stores the model in 4 bits"
+    else:
+        fix = {"train.max_seq_len": max(128, t.max_seq_len // 2)}
+        how = f"shorten the sequence-length cutoff to {fix['train.max_seq_len']} tokens"
+    return f"The GPU ran out of memory. To make it fit, {how}.", fix
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studio.train.worker")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    run_dir = args.run_dir.resolve()
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Lets the CUDA allocator grow segments instead of fragmenting on varied sequence lengths.
+    os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+    events = EventWriter(run_dir / EVENTS_FILE)
+    try:
+        return train(run_dir, args.resume, events)
+    except StudioError as exc:
+        events.emit("error", message=str(exc), kind=type(exc).__name__)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the user as an event
+        import torch
+        if isinstance(exc, torch.OutOfMemoryError):
+            message, fix = explain_oom(load_run_project(run_dir))
+            events.emit("error", message=message, kind="out_of_memory", fix=fix)
+            return EXIT_OOM
+        events.emit("error", message=f"Training stopped with an unexpected error: {exc}", kind=type(exc).__name__,
+                    traceback=traceback.format_exc())
+        return EXIT_ERROR
+    finally:
+        events.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
