@@ -155,7 +155,11 @@ def demo_command(args) -> int:
 
 
 def gui_command(args) -> int:
-    from ui.app import main as gui_main
+    try:
+        from ui.app import main as gui_main
+    except ImportError:
+        raise StudioError("The desktop app is not part of this build yet; every stage works from the command "
+                          "line: try `ftstudio demo`, or `ftstudio --help`.") from None
 
     return gui_main(args.project)
 
