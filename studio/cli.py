@@ -86,6 +86,15 @@ def merge_command(args) -> int:
     return EXIT_OK
 
 
+def print_export_result(result) -> None:
+    for quant, path in result.files.items():
+        print(f"  {quant.upper():>7}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    for quant, why in result.failed.items():
+        print(f"  {quant.upper():>7}: FAILED - {why}")
+    if result.modelfile:
+        print(f"  Ollama Modelfile: {result.modelfile}")
+
+
 def export_command(args) -> int:
     from studio.export import export_run
 
@@ -101,12 +110,7 @@ def export_command(args) -> int:
                           "modelfile": str(result.modelfile) if result.modelfile else None,
                           "failed": result.failed}, indent=2))
     else:
-        for quant, path in result.files.items():
-            print(f"{quant.upper():>7}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
-        for quant, why in result.failed.items():
-            print(f"{quant.upper():>7}: FAILED - {why}")
-        if result.modelfile:
-            print(f"Ollama Modelfile: {result.modelfile}")
+        print_export_result(result)
     return EXIT_FAILED if result.failed else EXIT_OK
 
 

@@ -39,7 +39,7 @@ def demo_project(out_dir: Path, steps: int) -> Project:
 
 def run_demo(steps: int, out_dir: Path) -> int:
     from studio.chat import GgufChat
-    from studio.cli import Bar, print_training_event
+    from studio.cli import Bar, print_export_result, print_training_event
     from studio.export import export_run
     from studio.export.converter import install_converter
     from studio.merge import merge_run
@@ -65,12 +65,7 @@ def run_demo(steps: int, out_dir: Path) -> int:
     timed("merge", merge_run, run_dir, Bar("Merging"))
     result = timed("export", export_run, run_dir, None, Bar("Exporting"))
     print("\nGGUF files:")
-    for quant, path in result.files.items():
-        print(f"  {quant.upper():>7}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    for quant, why in result.failed.items():
-        print(f"  {quant.upper():>7}: FAILED - {why}")
-    if result.modelfile:
-        print(f"  Ollama Modelfile: {result.modelfile}")
+    print_export_result(result)
     if "q4_k_m" not in result.files:
         return 1
 

@@ -54,10 +54,9 @@ def load_model(project, model_dir: Path, device: str, precision: str):
     if device == "cuda":
         kwargs["device_map"] = {"": 0}
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
-    if method in ("qlora", "lora8bit"):
-        from peft import prepare_model_for_kbit_training
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=project.train.gradient_checkpointing)
+    # No prepare_model_for_kbit_training: it upcasts the embeddings and output head to fp32, which costs
+    # gigabytes on 150k-vocabulary models; bf16 compute with LoRA in fp32 trains stably without it (and the
+    # memory planner assumes exactly this).
     if method == "full":
         return model
     from peft import LoraConfig, get_peft_model
@@ -73,6 +72,17 @@ def load_model(project, model_dir: Path, device: str, precision: str):
     return model
 
 
+def planned_reserved_bytes(project, model_dir: Path) -> int | None:
+    """The planner's estimate of peak reserved memory, to show beside the measured one."""
+    import json
+
+    from studio.plan import estimate
+    try:
+        return estimate(json.loads((model_dir / "config.json").read_text(encoding="utf-8")), project).reserved_bytes
+    except Exception:  # noqa: BLE001 - an unknown architecture must not stop training
+        return None
+
+
 def schedule(project, n_train: int) -> tuple[int, int, int]:
     """(total optimizer steps, eval interval, save interval) for this dataset size."""
     per_step = project.train.batch_size * project.train.grad_accumulation
@@ -82,10 +92,10 @@ def schedule(project, n_train: int) -> tuple[int, int, int]:
     return steps, eval_every, save_every
 
 
-def make_callback(events: EventWriter, run_dir: Path, total_steps: int):
+def make_callback(events: EventWriter, run_dir: Path, total_steps: int, estimate_bytes: int | None):
     from transformers import TrainerCallback
 
-    from studio.train.memory import measured_peak
+    from studio.plan import measured_peak
 
     class EventCallback(TrainerCallback):
         """Turns the Trainer's hooks into our events, and honours the STOP file between steps."""
@@ -114,7 +124,7 @@ def make_callback(events: EventWriter, run_dir: Path, total_steps: int):
             if not self.memory_reported and done >= 2:
                 peak = measured_peak()
                 if peak:
-                    events.emit("memory", state.global_step, **peak)
+                    events.emit("memory", state.global_step, estimate_bytes=estimate_bytes, **peak)
                 self.memory_reported = True
             if (run_dir / STOP_FILE).exists():
                 events.emit("log", state.global_step, message="Stop requested: saving a checkpoint and stopping")
@@ -198,7 +208,7 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
         model=model, args=args, train_dataset=ExampleDataset(data.train),
         eval_dataset=ExampleDataset(data.eval) if data.eval else None,
         data_collator=PaddedCollator(tokenizer.pad_token_id),
-        callbacks=[make_callback(events, run_dir, total)],
+        callbacks=[make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir))],
     )
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
