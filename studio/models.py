@@ -148,3 +148,10 @@ def convert_gguf_to_hf(gguf: Path, out_dir: Path) -> None:
     config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
     config.pop("quantization_config", None)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+def config_if_ready(name: str) -> dict | None:
+    """config.json when it is already on disk (no conversion, no download): safe to call on a GUI thread."""
+    folder = paths.models_dir() / EMBEDDED_NAME if is_embedded(name) else Path(name).expanduser()
+    config = folder / "config.json"
+    return json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None

@@ -1,0 +1,30 @@
+"""The real window, offscreen: pages, the live estimate, and a real training run plotted as it happens."""
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from studio.project import Project  # noqa: E402
+from ui.app import MainWindow  # noqa: E402
+
+
+@pytest.mark.slow
+def test_window_trains_and_plots(qtbot, tmp_path, tiny_model_dir, sample_data):
+    project = Project(name="gui")
+    project.model.name = str(tiny_model_dir)
+    project.data.train_file = str(sample_data)
+    project.train.max_steps = 3
+    project.train.max_seq_len = 128
+    project.path = tmp_path / "gui.ftproj.toml"
+    window = MainWindow(project)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.pages.count() == 4
+    before = window.estimate_label.text()
+    window.rank.setValue(128)
+    assert "GB estimated" in window.estimate_label.text() and window.estimate_label.text() != before
+    window.stages.setCurrentRow(3)
+    window.start_training()
+    qtbot.waitUntil(lambda: window.start_button.isEnabled(), timeout=120_000)
+    assert len(window.loss_points) == 3
+    assert window.status.text().startswith("Finished")
+    assert window.progress.value() == 100
