@@ -20,7 +20,7 @@ def test_window_trains_and_plots(qtbot, tmp_path, tiny_model_dir, sample_data):
     window.show()
     assert window.pages.count() == 4
     before = window.estimate_label.text()
-    window.rank.setValue(128)
+    window.batch.setValue(64)
     assert "GB estimated" in window.estimate_label.text() and window.estimate_label.text() != before
     window.stages.setCurrentRow(3)
     window.start_training()

@@ -140,7 +140,7 @@ class MainWindow(QMainWindow):
         result = estimate(config, self.project)
         gpu = self._gpu if hasattr(self, "_gpu") else detect_gpu()
         self._gpu = gpu
-        self.estimate_label.setText(f"{result.total_bytes / 2**30:.1f} GB estimated. {verdict(result, gpu).sentence}")
+        self.estimate_label.setText(f"{result.total_bytes / 2**30:.2f} GB estimated. {verdict(result, gpu).sentence}")
 
     def _choose_data(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Training data", "", "Data (*.jsonl *.json *.csv *.tsv *.parquet *.txt)")
