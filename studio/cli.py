@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+from studio.data.command import register as register_data
 from studio.errors import StudioError
+from studio.plan.command import register as register_plan
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -214,11 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=200)
     p.set_defaults(func=chat_command)
 
-    for module in ("studio.data.command", "studio.plan.command"):
-        try:
-            __import__(module, fromlist=["register"]).register(sub)
-        except ImportError:
-            pass  # that stage's command is not built yet
+    register_data(sub)
+    register_plan(sub)
     return parser
 
 

@@ -73,9 +73,7 @@ def main() -> None:
     print(f"wrote {len(rows)} rows to {out}")
 
 
-# Questions that appear nowhere in the training file: the demo asks these to show what changed.
-HELD_OUT = ["What is the capital of Brazil?", "What sound does a goat make?", "What colour is milk?",
-            "How many legs does a cat have?"]
+# The demo's held-out questions (studio/demo.py HELD_OUT) appear nowhere in this file.
 
 if __name__ == "__main__":
     main()

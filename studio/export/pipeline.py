@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from studio.errors import StudioError
+from studio.errors import Cancelled, StudioError
 from studio.export.converter import convert_to_gguf
 from studio.export.modelfile import render_modelfile
 from studio.export.quantize import quantize
@@ -57,9 +57,9 @@ def export_run(run_dir: Path, quants: list[str] | None = None, progress: Progres
             with staged_file(target) as tmp:
                 quantize(f16_path, tmp, quant, cancelled)
             result.files[quant] = target
+        except Cancelled:
+            raise
         except StudioError as exc:
-            if type(exc).__name__ == "Cancelled":
-                raise
             result.failed[quant] = str(exc)
     if sixteen not in quants:  # made only as the quantizer's input
         f16_path.unlink(missing_ok=True)
