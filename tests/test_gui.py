@@ -5,6 +5,8 @@ pytest.importorskip("pytestqt")
 
 from studio.project import Project  # noqa: E402
 from ui.app import MainWindow  # noqa: E402
+from ui.pages.method import MethodPage  # noqa: E402
+from ui.pages.train import TrainPage  # noqa: E402
 
 
 @pytest.mark.slow
@@ -18,13 +20,14 @@ def test_window_trains_and_plots(qtbot, tmp_path, tiny_model_dir, sample_data):
     window = MainWindow(project)
     qtbot.addWidget(window)
     window.show()
-    assert window.pages.count() == 4
-    before = window.estimate_label.text()
-    window.batch.setValue(64)
-    assert "GB estimated" in window.estimate_label.text() and window.estimate_label.text() != before
-    window.stages.setCurrentRow(3)
-    window.start_training()
-    qtbot.waitUntil(lambda: window.start_button.isEnabled(), timeout=120_000)
-    assert len(window.loss_points) == 3
-    assert window.status.text().startswith("Finished")
-    assert window.progress.value() == 100
+    assert window.pages.count() == 6
+    method, train = window.page(MethodPage), window.page(TrainPage)
+    before = method.estimate_label.text()
+    method.batch.setValue(64)
+    assert "GB estimated" in method.estimate_label.text() and method.estimate_label.text() != before
+    window.go_to(TrainPage)
+    train.start_training()
+    qtbot.waitUntil(lambda: train.start_button.isEnabled(), timeout=120_000)
+    assert len(train.loss_points) == 3
+    assert train.status.text().startswith("Finished")
+    assert train.progress.value() == 100

@@ -1,223 +1,299 @@
-"""The desktop app's first window: the stage list, the project's method with a live VRAM estimate, and a
-training page that runs the worker process and plots its loss. Only the GUI lives here; every number comes
-from `studio`."""
+"""The main window: a stage list on the left, one page per stage, the project menu, and the status bar.
+
+Only the frame lives here; each stage's page is its own module under ui/pages, and every number comes from
+`studio`. Nothing heavy (torch, transformers, llama.cpp) is imported before the window is on screen."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThread, Signal
-from PySide6.QtWidgets import (QApplication, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QListWidget, QMainWindow, QMessageBox, QProgressBar, QPushButton, QSpinBox,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem,
+                               QMainWindow, QMessageBox, QStackedWidget, QWidget)
 
-from studio.project import METHODS, Project, load_project, save_project
+from studio import paths
+from studio.errors import StudioError
+from studio.project import Project, load_project, save_project
+from ui import recent, theme
+from ui.context import Studio
+from ui.pages.data import DataPage
+from ui.pages.export import ExportPage
+from ui.pages.method import MethodPage
+from ui.pages.model import ModelPage
+from ui.pages.test import TestPage
+from ui.pages.train import TrainPage
+from ui.tasks import Task
 
-STAGES = ["Model", "Data", "Method", "Train"]
+PAGE_CLASSES = (ModelPage, DataPage, MethodPage, TrainPage, TestPage, ExportPage)
+STAGES = [cls.title for cls in PAGE_CLASSES]
+PROJECT_FILTER = "Fine-Tune Studio projects (*.ftproj.toml)"
 
 
-class TrainingWatcher(QObject):
-    """Reads the worker's events on a QThread and hands each to the GUI thread as a signal."""
-
-    event = Signal(dict)
-    finished = Signal()
-
-    def __init__(self, process):
-        super().__init__()
-        self.process = process
-
-    def run(self) -> None:
-        for event in self.process.events():
-            self.event.emit(event)
-        self.finished.emit()
+def icon(name: str) -> QIcon:
+    return QIcon(str(paths.RESOURCES / "icons" / name)) if name else QIcon()
 
 
 class MainWindow(QMainWindow):
     def __init__(self, project: Project):
         super().__init__()
-        self.project = project
-        self.process = None
-        self.setWindowTitle(f"Fine-Tune Studio — {project.name}")
-        self.resize(1000, 640)
+        self.studio = Studio(project)
+        self.resize(1180, 760)
+        self.setWindowIcon(icon("app.svg"))
         self.stages = QListWidget()
-        self.stages.addItems(STAGES)
-        self.stages.setFixedWidth(160)
+        self.stages.setObjectName("stages")
+        self.stages.setIconSize(QSize(22, 22))
+        self.stages.setFixedWidth(210)
         self.pages = QStackedWidget()
-        for build in (self._model_page, self._data_page, self._method_page, self._train_page):
-            self.pages.addWidget(build())
+        self.page_list = [cls(self.studio) for cls in PAGE_CLASSES]
+        for page in self.page_list:
+            self.pages.addWidget(page)
+            self.stages.addItem(QListWidgetItem(icon(page.icon), page.title))
         self.stages.currentRowChanged.connect(self.pages.setCurrentIndex)
-        self.stages.setCurrentRow(0)
         body = QWidget()
         layout = QHBoxLayout(body)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
         layout.addWidget(self.stages)
         layout.addWidget(self.pages, 1)
         self.setCentralWidget(body)
-        self._update_estimate()
+        self._build_menus()
+        self.studio.readiness_changed.connect(self.refresh_stages)
+        self.studio.project_edited.connect(self._update_title)
+        self.studio.project_loaded.connect(self._update_title)
+        self.studio.gpu_detected.connect(self._show_gpu)
+        self.studio.load(project)
+        self.stages.setCurrentRow(0)
+        self.statusBar().showMessage("Looking for a GPU…")
+        # After the window is painted: the first GPU query can take a second (NVML or torch import).
+        QTimer.singleShot(0, self._detect_gpu)
 
-    def _model_page(self) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        form.addRow("Base model:", QLabel(self.project.model.name))
-        return page
+    # --- pages and stage list -------------------------------------------------------------------------
+    def page(self, cls):
+        return next(p for p in self.page_list if isinstance(p, cls))
 
-    def _data_page(self) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        self.data_label = QLabel(self.project.data.train_file or "(no file chosen)")
-        choose = QPushButton("Choose a data file…")
-        choose.clicked.connect(self._choose_data)
-        form.addRow("Training data:", self.data_label)
-        form.addRow("", choose)
-        return page
+    def go_to(self, cls) -> None:
+        self.stages.setCurrentRow(self.page_list.index(self.page(cls)))
 
-    def _method_page(self) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        self.method = QComboBox()
-        self.method.addItems(METHODS)
-        self.method.setCurrentText(self.project.method.method)
-        self.rank = QSpinBox(minimum=1, maximum=1024, value=self.project.method.rank)
-        self.rank.setToolTip("LoRA rank: the size of the trained matrices. Raise it before giving up on LoRA.")
-        self.batch = QSpinBox(minimum=1, maximum=512, value=self.project.train.batch_size)
-        self.cutoff = QSpinBox(minimum=16, maximum=131072, value=self.project.train.max_seq_len, singleStep=128)
-        self.cutoff.setToolTip("Sequence-length cutoff: longer examples are cut to this many tokens.")
-        self.estimate_label = QLabel()
-        self.estimate_label.setWordWrap(True)
-        for label, widget in (("Method:", self.method), ("LoRA rank:", self.rank), ("Batch size:", self.batch),
-                              ("Cutoff (tokens):", self.cutoff), ("GPU memory:", self.estimate_label)):
-            form.addRow(label, widget)
-        for widget in (self.rank, self.batch, self.cutoff):
-            widget.valueChanged.connect(self._update_estimate)
-        self.method.currentTextChanged.connect(self._update_estimate)
-        return page
+    def refresh_stages(self) -> None:
+        for row, page in enumerate(self.page_list):
+            ready, line = page.readiness()
+            item = self.stages.item(row)
+            mark = "✓" if ready else "•"
+            item.setText(f"{page.title}  {mark}\n{line}" if line else f"{page.title}  {mark}")
+            item.setToolTip(line)
 
-    def _train_page(self) -> QWidget:
-        import pyqtgraph as pg
+    # --- menus ----------------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._add_action(file_menu, "&New project…", QKeySequence.StandardKey.New, self.new_project)
+        self._add_action(file_menu, "&Open project…", QKeySequence.StandardKey.Open, self.open_project)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self._add_action(file_menu, "&Save", QKeySequence.StandardKey.Save, self.save)
+        self._add_action(file_menu, "Save &as…", QKeySequence.StandardKey.SaveAs, self.save_as)
+        file_menu.addSeparator()
+        self._add_action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        view_menu = self.menuBar().addMenu("&View")
+        for row, page in enumerate(self.page_list):
+            self._add_action(view_menu, page.title, QKeySequence(f"Ctrl+{row + 1}"),
+                             lambda checked=False, r=row: self.stages.setCurrentRow(r))
+        view_menu.addSeparator()
+        theme_menu = view_menu.addMenu("&Theme")
+        for name in theme.THEMES:
+            self._add_action(theme_menu, name.capitalize(), None, lambda checked=False, n=name: theme.apply(n))
+        help_menu = self.menuBar().addMenu("&Help")
+        self._add_action(help_menu, "&About Fine-Tune Studio", None, self._about)
 
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        buttons = QHBoxLayout()
-        self.start_button = QPushButton("Start training")
-        self.stop_button = QPushButton("Stop and save")
-        self.stop_button.setEnabled(False)
-        self.start_button.clicked.connect(self.start_training)
-        self.stop_button.clicked.connect(self.stop_training)
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.stop_button)
-        buttons.addStretch(1)
-        self.progress = QProgressBar()
-        self.status = QLabel("Ready.")
-        self.plot = pg.PlotWidget(title="Loss")
-        self.plot.setLabel("bottom", "step")
-        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen("#2f7de1", width=2), name="train")
-        self.eval_curve = self.plot.plot([], [], pen=None, symbol="o", symbolBrush="#e8833a", name="eval")
-        self.loss_points: list[tuple[int, float]] = []
-        self.eval_points: list[tuple[int, float]] = []
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addWidget(self.plot, 1)
-        return page
+    def _add_action(self, menu, text, shortcut, slot) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
 
-    def _sync_project(self) -> None:
-        self.project.method.method = self.method.currentText()
-        self.project.method.rank = self.rank.value()
-        self.project.method.alpha = 2 * self.rank.value()
-        self.project.train.batch_size = self.batch.value()
-        self.project.train.max_seq_len = self.cutoff.value()
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        entries = recent.load()
+        if not entries:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+        for path in entries:
+            self.recent_menu.addAction(str(path), lambda p=path: self.open_path(p))
 
-    def _update_estimate(self) -> None:
-        from studio.plan import detect_gpu, estimate, verdict
+    # --- project files --------------------------------------------------------------------------------
+    def _update_title(self) -> None:
+        project = self.studio.project
+        where = f" — {project.path}" if project.path else ""
+        self.setWindowTitle(f"{'*' if self.studio.dirty else ''}{project.name}{where} — Fine-Tune Studio")
 
-        self._sync_project()
-        from studio.models import config_if_ready
+    def _may_discard(self) -> bool:
+        if not self.studio.dirty:
+            return True
+        answer = QMessageBox.question(
+            self, "Unsaved changes", f"Save the changes to “{self.studio.project.name}” first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
 
-        config = config_if_ready(self.project.model.name)
-        if config is None:
-            self.estimate_label.setText("The estimate appears once the base model is on this computer.")
+    def _busy_refusal(self) -> bool:
+        if self.studio.busy:
+            QMessageBox.information(self, "Busy", "Training or export is running. Stop it first.")
+        return self.studio.busy
+
+    def new_project(self) -> None:
+        if self._busy_refusal() or not self._may_discard():
             return
-        result = estimate(config, self.project)
-        gpu = self._gpu if hasattr(self, "_gpu") else detect_gpu()
-        self._gpu = gpu
-        self.estimate_label.setText(f"{result.total_bytes / 2**30:.2f} GB estimated. {verdict(result, gpu).sentence}")
-
-    def _choose_data(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Training data", "", "Data (*.jsonl *.json *.csv *.tsv *.parquet *.txt)")
+        path, _ = QFileDialog.getSaveFileName(self, "New project", str(default_projects_dir() / "my-model.ftproj.toml"),
+                                              PROJECT_FILTER)
         if path:
-            self.project.data.train_file = path
-            self.data_label.setText(path)
+            self.studio.load(starter_project(Path(path)))
+            recent.add(self.studio.project.path)
 
-    def start_training(self) -> None:
-        from studio.train import start_training
+    def open_project(self) -> None:
+        if self._busy_refusal() or not self._may_discard():
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(default_projects_dir()), PROJECT_FILTER)
+        if path:
+            self.open_path(Path(path))
 
-        self._sync_project()
-        if self.project.path:
-            save_project(self.project)
-        self.loss_points.clear()
-        self.eval_points.clear()
-        self.process = start_training(self.project)
-        self.thread = QThread(self)
-        self.watcher = TrainingWatcher(self.process)
-        self.watcher.moveToThread(self.thread)
-        self.thread.started.connect(self.watcher.run)
-        self.watcher.event.connect(self.on_event)
-        self.watcher.finished.connect(self.thread.quit)
-        self.watcher.finished.connect(self._training_ended)
-        self.thread.start()
-        self.start_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
-        self.status.setText("Starting the training process…")
+    def open_path(self, path: Path) -> bool:
+        if self._busy_refusal():
+            return False
+        try:
+            project = load_project(path)
+        except StudioError as error:
+            QMessageBox.warning(self, "Cannot open the project", str(error))
+            return False
+        self.studio.load(project)
+        recent.add(project.path)
+        return True
 
-    def stop_training(self) -> None:
-        if self.process:
-            self.process.request_stop()
-            self.status.setText("Stopping after this step and saving…")
+    def save(self) -> bool:
+        if self.studio.project.path is None:
+            return self.save_as()
+        try:
+            save_project(self.studio.project)
+        except StudioError as error:
+            QMessageBox.warning(self, "Cannot save the project", str(error))
+            return False
+        self.studio.dirty = False
+        self._update_title()
+        self.statusBar().showMessage(f"Saved {self.studio.project.path}", 4000)
+        return True
 
-    def on_event(self, event: dict) -> None:
-        kind = event["type"]
-        if kind == "progress":
-            self.progress.setValue(int(100 * event.get("fraction", 0)))
-            eta = event.get("eta_s")
-            self.status.setText(f"Step {event['step']} of {event['total_steps']}" +
-                                (f" — about {eta:.0f} s left" if eta is not None else ""))
-        elif kind == "metrics":
-            self.loss_points.append((event["step"], event["loss"]))
-            self.loss_curve.setData(*zip(*self.loss_points))
-        elif kind == "eval":
-            self.eval_points.append((event["step"], event["eval_loss"]))
-            self.eval_curve.setData(*zip(*self.eval_points))
-        elif kind == "done":
-            self.status.setText("Stopped and saved; it can be resumed." if event.get("stopped")
-                                else f"Finished. Final loss {event.get('final_loss') or 0:.3f}.")
-        elif kind == "error":
-            self.status.setText(event["message"])
-            QMessageBox.warning(self, "Training stopped", event["message"])
+    def save_as(self) -> bool:
+        start = str(self.studio.project.path or default_projects_dir() / f"{self.studio.project.name}.ftproj.toml")
+        path, _ = QFileDialog.getSaveFileName(self, "Save project as", start, PROJECT_FILTER)
+        if not path:
+            return False
+        if not path.endswith(".ftproj.toml"):
+            path += ".ftproj.toml"
+        self.studio.project.path = Path(path)
+        if self.save():
+            recent.add(self.studio.project.path)
+            return True
+        return False
 
-    def _training_ended(self) -> None:
-        self.start_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
+    # --- GPU, about, closing --------------------------------------------------------------------------
+    def _detect_gpu(self) -> None:
+        def work(progress, cancelled):
+            from studio.plan import detect_gpu
+            return detect_gpu()
+
+        self._gpu_task = Task(work, self)
+        self._gpu_task.succeeded.connect(self._gpu_found)
+        self._gpu_task.failed.connect(lambda message: self.statusBar().showMessage(message))
+        self._gpu_task.start()
+
+    def _gpu_found(self, gpu) -> None:
+        self.studio.gpu = gpu
+        self.studio.gpu_detected.emit(gpu)
+
+    def _show_gpu(self, gpu) -> None:
+        if gpu is not None and gpu.total_bytes:
+            free = f", {gpu.free_bytes / 2**30:.1f} GiB free" if gpu.free_bytes is not None else ""
+            self.statusBar().showMessage(f"GPU: {gpu.name}, {gpu.total_bytes / 2**30:.1f} GiB{free}")
+        else:
+            self.statusBar().showMessage("No NVIDIA GPU found: training runs on the CPU (slowly; fine for a "
+                                         "quick test of a small model). QLoRA and 8-bit LoRA need a GPU.")
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About Fine-Tune Studio",
+                          "Fine-Tune Studio: fine-tune a language model on your own GPU and take home a GGUF "
+                          "for llama.cpp, Ollama or LM Studio.")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if self.process and self.process.returncode is None:
-            answer = QMessageBox.question(self, "Training is running", "Stop training and close?")
-            if answer != QMessageBox.StandardButton.Yes:
+        for page in self.page_list:
+            if hasattr(page, "confirm_close") and not page.confirm_close():
                 event.ignore()
                 return
-            self.process.kill()
-            self.thread.quit()
-            self.thread.wait(5000)
+        if not self._may_discard():
+            event.ignore()
+            return
+        for page in self.page_list:
+            if hasattr(page, "shutdown"):
+                page.shutdown()
+        if getattr(self, "_gpu_task", None) is not None:
+            self._gpu_task.wait(5000)
         event.accept()
+
+
+def default_projects_dir() -> Path:
+    """Where new projects go: FTSTUDIO_HOME/projects when set (tests), else Documents/Fine-Tune Studio."""
+    import os
+
+    import platformdirs
+
+    if os.environ.get("FTSTUDIO_HOME"):
+        folder = paths.home() / "projects"
+    else:
+        folder = Path(platformdirs.user_documents_dir()) / "Fine-Tune Studio"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def starter_project(path: Path) -> Project:
+    """A project that trains as it is: the embedded model on the pirate sample, a short LoRA run."""
+    from studio.demo import SAMPLE, demo_project
+
+    if not path.name.endswith(".ftproj.toml"):
+        path = path.with_name(path.name + ".ftproj.toml")
+    name = path.name.removesuffix(".ftproj.toml")
+    project = demo_project(path.parent, steps=0)
+    project.name = name
+    project.train.max_steps = 0
+    project.train.epochs = 2.0
+    project.data.train_file = SAMPLE.name
+    project.path = path
+    (path.parent / "pirate-demo.ftproj.toml").unlink(missing_ok=True)
+    save_project(project, path)
+    return project
+
+
+def first_project() -> Project:
+    """The project to show when the app opens with no file named: the last one used, or a fresh starter."""
+    for path in recent.load():
+        try:
+            return load_project(path)
+        except StudioError:
+            continue
+    return starter_project(default_projects_dir() / "pirate-demo" / "pirate-demo.ftproj.toml")
 
 
 def main(project_path: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    if project_path:
-        project = load_project(project_path)
-    else:
-        from studio.demo import SAMPLE
-        project = Project(name="my-model")
-        project.data.train_file = str(SAMPLE)
+    app.setApplicationName("Fine-Tune Studio")
+    app.setOrganizationName("Fine-Tune Studio")
+    theme.apply(theme.saved_choice())
+    try:
+        project = load_project(project_path) if project_path else first_project()
+    except StudioError as error:
+        QMessageBox.warning(None, "Cannot open the project", str(error))
+        project = first_project()
+    if project.path:
+        recent.add(project.path)
     window = MainWindow(project)
     window.show()
     return app.exec()

@@ -1,0 +1,63 @@
+"""Light and dark themes on Qt's Fusion style. "system" follows the desktop's colour scheme (Qt 6.5+)."""
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication
+
+THEMES = ("system", "light", "dark")
+ACCENT = "#2f7de1"
+# Plot colours shared by every chart, so train/eval/estimate mean the same colour everywhere.
+COLORS = {"train": "#2f7de1", "eval": "#e8833a", "estimate": "#8a8f98", "measured": "#2bb673", "lr": "#9b59b6",
+          "grad": "#c0392b", "speed": "#16a085"}
+
+_STYLE = """
+QListWidget#stages { border: none; padding: 8px 4px; font-size: 13px; }
+QListWidget#stages::item { padding: 8px 6px; border-radius: 6px; }
+QListWidget#stages::item:selected { background: %(accent)s; color: white; }
+QLabel[role="heading"] { font-size: 18px; font-weight: 600; }
+QLabel[role="hint"] { color: %(hint)s; }
+QLabel[role="good"] { color: #2bb673; font-weight: 600; }
+QLabel[role="warn"] { color: #e0a800; font-weight: 600; }
+QLabel[role="bad"] { color: #e74c3c; font-weight: 600; }
+QGroupBox { font-weight: 600; margin-top: 12px; }
+QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }
+"""
+
+
+def saved_choice() -> str:
+    value = QSettings().value("theme", "system")
+    return value if value in THEMES else "system"
+
+
+def is_dark(choice: str) -> bool:
+    if choice == "system":
+        hints = QGuiApplication.styleHints()
+        return hasattr(hints, "colorScheme") and hints.colorScheme() == Qt.ColorScheme.Dark
+    return choice == "dark"
+
+
+def apply(choice: str) -> None:
+    app = QApplication.instance()
+    QSettings().setValue("theme", choice)
+    app.setStyle("Fusion")
+    dark = is_dark(choice)
+    app.setPalette(_dark_palette() if dark else app.style().standardPalette())
+    app.setStyleSheet(_STYLE % {"accent": ACCENT, "hint": "#9aa0a6" if dark else "#6b7078"})
+    app.setProperty("dark_theme", dark)
+
+
+def _dark_palette() -> QPalette:
+    p = QPalette()
+    base, window, text = QColor("#1e1f22"), QColor("#2b2d31"), QColor("#e6e6e6")
+    for role, color in ((QPalette.ColorRole.Window, window), (QPalette.ColorRole.WindowText, text),
+                        (QPalette.ColorRole.Base, base), (QPalette.ColorRole.AlternateBase, window),
+                        (QPalette.ColorRole.Text, text), (QPalette.ColorRole.Button, window),
+                        (QPalette.ColorRole.ButtonText, text), (QPalette.ColorRole.ToolTipBase, window),
+                        (QPalette.ColorRole.ToolTipText, text), (QPalette.ColorRole.Highlight, QColor(ACCENT)),
+                        (QPalette.ColorRole.HighlightedText, QColor("white")),
+                        (QPalette.ColorRole.PlaceholderText, QColor("#8a8f98"))):
+        p.setColor(role, color)
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text, QColor("#6b7078"))
+    p.setColor(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText, QColor("#6b7078"))
+    return p
