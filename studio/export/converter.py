@@ -8,6 +8,7 @@ then runs it as a subprocess, with its own gguf-py first on the path, so it neve
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
 import subprocess
 import sys
@@ -21,7 +22,8 @@ from studio.errors import ExportError, StudioError
 from studio.fileio import staged_dir
 
 Progress = Callable[[str, float], None]
-KEEP = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/", "LICENSE")
+KEEP = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/", "LICENSE")
+SCRIPTS = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py")
 
 
 def runtime_version() -> str:
@@ -32,8 +34,14 @@ def converter_dir() -> Path:
     return paths.tools_dir() / f"llama.cpp-converter-{runtime_version()}"
 
 
-def converter_script() -> Path:
-    script = converter_dir() / "convert_hf_to_gguf.py"
+def tool_python() -> str:
+    """The Python that runs the converter: this one, or FTSTUDIO_PYTHON where a packaged app bundles its
+    interpreter apart from its executable."""
+    return os.environ.get("FTSTUDIO_PYTHON") or sys.executable
+
+
+def converter_script(name: str = "convert_hf_to_gguf.py") -> Path:
+    script = converter_dir() / name
     if not script.is_file():
         raise ExportError("The GGUF converter is not installed. Run `ftstudio setup` once (it needs the "
                           "package registry, like installing the app did).")
@@ -43,7 +51,7 @@ def converter_script() -> Path:
 def install_converter(progress: Progress | None = None) -> Path:
     """Fetch the llama-cpp-python source release matching the runtime and keep the converter from it."""
     target = converter_dir()
-    if (target / "convert_hf_to_gguf.py").is_file():
+    if all((target / name).is_file() for name in SCRIPTS):  # an older setup without the LoRA script redoes it
         return target
     version = runtime_version()
     if progress:
@@ -78,6 +86,8 @@ KNOWN_FAILURES = [
     (r"Model (\w+) is not supported", "llama.cpp cannot run the {0} architecture yet, so it cannot be "
      "exported to GGUF. Choose a supported base model (Llama, Qwen, Mistral, Gemma, Phi-3...)."),
     (r"No space left on device", "The disk filled up during export. Free some space and export again."),
+    (r"Unexpected name '([^']+)': Not a lora_A or lora_B", "The adapter holds a tensor ({0}) that a llama.cpp "
+     "LoRA adapter cannot carry (DoRA magnitudes or trained embeddings); export the merged model instead."),
 ]
 
 
@@ -93,21 +103,37 @@ def explain_failure(output: str) -> str:
 def convert_to_gguf(model_dir: Path, out_file: Path, outtype: str = "f16", progress: Progress | None = None,
                     cancelled: Callable[[], bool] | None = None) -> None:
     """Run the reference converter on a model folder, writing `out_file` (the caller stages the name)."""
-    script = converter_script()
-    command = [sys.executable, str(script), str(model_dir), "--outfile", str(out_file), "--outtype", outtype]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=str(script.parent))
+    run_converter([str(model_dir), "--outfile", str(out_file), "--outtype", outtype], out_file.name,
+                  "convert_hf_to_gguf.py", progress, cancelled)
+
+
+def convert_lora_to_gguf(adapter_dir: Path, base_dir: Path, out_file: Path, outtype: str = "f16",
+                         progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> None:
+    """A PEFT LoRA adapter as a llama.cpp LoRA GGUF, for users who run it on top of their own base GGUF."""
+    run_converter([str(adapter_dir), "--base", str(base_dir), "--outfile", str(out_file), "--outtype", outtype],
+                  out_file.name, "convert_lora_to_gguf.py", progress, cancelled)
+
+
+def run_converter(arguments: list[str], label: str, script_name: str, progress: Progress | None,
+                  cancelled: Callable[[], bool] | None) -> None:
+    """One converter script in a child process (absolute paths, its own folder as the working directory, so
+    its gguf-py comes first), reporting its "Writing: N%" lines and stopping at once on cancel."""
+    from studio.errors import Cancelled
+
+    script = converter_script(script_name)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # never the network at export time
+    proc = subprocess.Popen([tool_python(), str(script), *arguments], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=str(script.parent), env=env)
     output = []
     assert proc.stdout is not None
     for line in iter(proc.stdout.readline, ""):
         output.append(line)
         percent = re.search(r"Writing:\s+(\d+)%", line)
         if percent and progress:
-            progress(f"Writing {out_file.name}", int(percent.group(1)) / 100)
+            progress(f"Writing {label}", int(percent.group(1)) / 100)
         if cancelled and cancelled():
             proc.kill()
             proc.wait()
-            from studio.errors import Cancelled
             raise Cancelled("Export cancelled.")
     if proc.wait() != 0:
         raise ExportError(explain_failure("".join(output)))
