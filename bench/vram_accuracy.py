@@ -90,7 +90,8 @@ STEPS = 3  # optimizer steps: the first creates the optimizer state, later ones 
 def plan_estimate(case: dict):
     from studio.plan import PlanSettings, estimate
     keys = {k: v for k, v in case.items() if k != "model"}
-    return estimate(MODELS[case["model"]], PlanSettings(**keys))
+    # run_one computes transformers' own full-logit loss, not the trainer's chunked one
+    return estimate(MODELS[case["model"]], PlanSettings(**keys, lean_loss=False))
 
 
 # --- one configuration, in its own process -----------------------------------------------------------------

@@ -69,9 +69,14 @@ class TrainSettings:
     max_seq_len: int = 1024
     seed: int = 42
     gradient_checkpointing: bool = False
+    # With checkpointing: keep each layer's saved input in CPU memory instead of on the GPU.
+    offload_checkpoints: bool = False
     optimizer: str = "adamw_torch"
     precision: str = "auto"
-    packing: bool = True  # padding-free batches: no compute spent on pad tokens
+    # Padding-free batches: up to batch_size x max_seq_len real tokens packed in one row, none spent on pads.
+    packing: bool = True
+    # Compute the loss over chunks of positions, never holding the whole batch's logits (studio.train.loss).
+    lean_loss: bool = True
     logging_steps: int = 1
     eval_steps: int = 0  # 0: evaluate about 10 times per run
     save_steps: int = 0  # 0: save about 5 checkpoints per run
@@ -137,6 +142,9 @@ class Project:
         _check_range("train.grad_accumulation", self.train.grad_accumulation, 1, 4096)
         _check_range("train.max_seq_len", self.train.max_seq_len, 16, 1_048_576)
         _check_range("data.eval_fraction", self.data.eval_fraction, 0.0, 0.5)
+        if self.train.offload_checkpoints and not self.train.gradient_checkpointing:
+            raise ProjectError("train.offload_checkpoints = true only works with gradient checkpointing: "
+                               "set train.gradient_checkpointing = true too, or turn offloading off.")
         if self.train.epochs == 0 and self.train.max_steps == 0:
             raise ProjectError("train.epochs and train.max_steps are both 0: set one of them to say how long to train.")
         if not self.name.strip():

@@ -56,7 +56,7 @@ def test_trainable_count_matches_peft(name, targets, dora):
 
 def test_breakdown_hand_computed_lora():
     cfg = CONFIGS["llama"]
-    s = PlanSettings(method="lora", rank=8, batch_size=2, max_seq_len=64, masked_attention=False)
+    s = PlanSettings(method="lora", rank=8, batch_size=2, max_seq_len=64, masked_attention=False, lean_loss=False)
     e = estimate(cfg, s)
     h, I, L, V, N = 64, 176, 2, 320, 128
     P = 2 * V * h + L * (2 * h * h + 2 * h * 32 + 3 * h * I + 2 * h) + h  # q,o 64x64; k,v 64x32 (2 kv heads)
@@ -71,6 +71,45 @@ def test_breakdown_hand_computed_lora():
     assert b["cuda_context"] == CUDA_CONTEXT
     assert e.total_bytes == sum(b.values())
     assert e.reserved_bytes == e.total_bytes - CUDA_CONTEXT
+    # the trainer's chunked loss: one chunk of logits (here all 128 positions) + the hidden states and their grad
+    lean = estimate(cfg, s.with_changes({"train.lean_loss": True}))
+    assert lean.breakdown["logits"] == 8 * V * N + 2 * 2 * h * N
+
+
+def test_lean_loss_holds_one_chunk_of_a_big_vocabulary():
+    cfg = dict(QWEN_05B)
+    s = PlanSettings(method="lora", batch_size=4, max_seq_len=1024, lean_loss=False)
+    full = estimate(cfg, s)
+    lean = estimate(cfg, s.with_changes({"train.lean_loss": True}))
+    assert full.breakdown["logits"] == 12 * 151936 * 4096  # 7 GB of fp32 logits and their gradients
+    assert lean.total_bytes < full.total_bytes - 6 * 1024 ** 3
+    assert any("chunks of 441 positions" in note for note in lean.assumptions)  # 256 MiB / (4 x 151936)
+    unknown = dict(CONFIGS["llama"], model_type="cohere")  # scales its logits: the trainer keeps transformers' loss
+    assert estimate(unknown, {"train.lean_loss": True}).breakdown["logits"] == \
+        estimate(unknown, {"train.lean_loss": False}).breakdown["logits"]
+
+
+def test_offloaded_checkpoints_leave_one_layer_input_on_the_gpu():
+    cfg = dict(CONFIGS["llama"], num_hidden_layers=8)
+    s = PlanSettings(method="lora", batch_size=8, max_seq_len=512, gradient_checkpointing=True, masked_attention=False)
+    kept = estimate(cfg, s)
+    offloaded = estimate(cfg, s.with_changes({"train.offload_checkpoints": True}))
+    assert kept.peak_phase == offloaded.peak_phase == "backward"
+    N, h = 8 * 512, 64
+    assert kept.breakdown["activations"] - offloaded.breakdown["activations"] == 7 * 2 * h * N
+    # offloading without checkpointing changes nothing: there is nothing checkpointed to offload
+    plain = s.with_changes({"gradient_checkpointing": False})
+    assert estimate(cfg, plain).total_bytes == estimate(cfg, plain.with_changes({"offload_checkpoints": True})).total_bytes
+
+
+def test_packing_from_the_project_means_no_attention_mask():
+    from studio.project import Project
+    p = Project()
+    assert p.train.packing and PlanSettings.from_project(p).masked_attention is False
+    p.train.packing = False
+    assert PlanSettings.from_project(p).masked_attention is True
+    p.train.offload_checkpoints = True  # without checkpointing it has no effect, and the plan says so
+    assert PlanSettings.from_project(p).offload_checkpoints is False
 
 
 def test_breakdown_hand_computed_full_and_qlora():
@@ -90,7 +129,8 @@ def test_breakdown_hand_computed_full_and_qlora():
 
 def test_checkpointing_keeps_one_input_per_layer():
     cfg = dict(CONFIGS["llama"], vocab_size=32000)  # a big vocabulary: the peak is the loss, not a layer
-    s = PlanSettings(method="lora", batch_size=2, max_seq_len=64, gradient_checkpointing=True, masked_attention=False)
+    s = PlanSettings(method="lora", batch_size=2, max_seq_len=64, gradient_checkpointing=True, masked_attention=False,
+                     lean_loss=False)  # transformers' full-logit loss
     e = estimate(cfg, s)
     N, h = 128, 64
     assert e.breakdown["activations"] == 2 * (2 * h * N) + 4 * h * N  # layer inputs + the final norm's fp32 copy

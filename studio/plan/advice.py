@@ -31,6 +31,13 @@ ADVICE = {
               "accumulation to save memory without changing the result."),
     "gradient_checkpointing": ("Gradient checkpointing keeps only each layer's input and recomputes the rest "
                                "during the backward pass: much less activation memory, about 30% slower."),
+    "offload_checkpoints": ("Offloading checkpoints keeps the layer inputs that checkpointing saves in CPU memory "
+                            "instead of on the GPU: a little slower, and frees memory that grows with long "
+                            "sequences and deep models."),
+    "packing": ("Packing puts several examples back to back in one row, up to batch size x cutoff tokens, so "
+                "no time or memory goes to padding; examples still never see each other. Keep it on."),
+    "lean_loss": ("The chunked loss computes the output layer a slice of tokens at a time, so the huge "
+                  "logits of a large vocabulary never sit in memory all at once. Same result; keep it on."),
     "optimizer": ("AdamW keeps two moments per trainable value; 8-bit AdamW stores them in 8 bits with about "
                   "the same quality; paged optimizers can spill their state to CPU RAM instead of crashing."),
     "eval": ("Keep an evaluation split (about 10%) and watch its loss: when it rises while the training loss "
@@ -45,5 +52,5 @@ def method_advice(method: str) -> str:
 
 def advice(topic: str) -> str:
     """Advice for "rank", "alpha", "learning_rate", "cutoff", "batch", "gradient_checkpointing",
-    "optimizer", "eval" or "merge"."""
+    "offload_checkpoints", "packing", "lean_loss", "optimizer", "eval" or "merge"."""
     return ADVICE.get(topic, "")

@@ -3,12 +3,14 @@
 Pure arithmetic (no torch, no weights): one estimate takes microseconds, so the GUI can recompute it on
 every slider move. The numbers model the studio's trainer as it runs: a Hugging Face model whose weights are
 loaded in bf16 (fp32 when precision = "fp32"), no autocast, SDPA attention, peft LoRA/DoRA adapters kept in
-fp32 (peft's default `autocast_adapter_dtype`), bitsandbytes for 4-bit / 8-bit bases, the loss computed by
-transformers over the full logits, and PyTorch's caching allocator. Symbols:
+fp32 (peft's default `autocast_adapter_dtype`), bitsandbytes for 4-bit / 8-bit bases, the studio's chunked
+loss (studio.train.loss; transformers' full-logit loss with lean_loss off or for families it does not cover),
+packed rows through varlen attention, and PyTorch's caching allocator. Symbols:
 
     P      parameters of the model (counted from the config, see shapes.py)
     L, h   layers, hidden size;  H, K, d: query heads, key/value heads, head size;  I: MLP width;  V: vocab
-    N      tokens per micro-batch = batch_size x max_seq_len (packing fills rows; padding pads to the longest)
+    N      tokens per micro-batch = batch_size x max_seq_len (the packing token budget; padded batches pad
+           to their longest example, at worst the cutoff)
     c      bytes of the compute dtype: 2 (bf16/fp16) or 4 (fp32);  a = 4: bytes of an fp32 adapter value
     r      LoRA rank;  T = max_seq_len
 
@@ -41,10 +43,15 @@ Terms (bytes):
                        (in the first block of an adapter method, nothing upstream needs a gradient: its
                        input norm and the masks of the adapters reading it are not kept)
                      x N x L.  With gradient checkpointing only each layer's input (c*h*N per layer) is kept,
-                     and one layer is recomputed at a time during the backward pass.
-  logits             transformers upcasts the logits to fp32 for the loss: at the start of the backward pass
-                     the log-softmax output, its incoming gradient and the gradient it produces coexist:
-                     12*V per token (+ c*V*2 for gemma2's soft-capping). 150k-vocab models spend GBs here.
+                     and one layer is recomputed at a time during the backward pass; with offloaded
+                     checkpoints those inputs wait in CPU memory and one is on the GPU at a time.
+                     Packed rows use varlen flash attention: no mask, K/V heads not repeated.
+  logits             lean loss: one chunk of positions at a time (8*V bytes per position: fp32 logits, the
+                     16-bit matmul output and gradient), the targets' hidden states and their gradient
+                     (2*c*h*N), and for full fine-tuning the head's fp32 gradient (4*V*h).
+                     transformers' loss instead upcasts all logits to fp32: at the start of the backward
+                     pass the log-softmax output, its incoming gradient and the gradient it produces coexist:
+                     12*V per token (+ c*V*2 for gemma2's soft-capping). 150k-vocab models spend GBs there.
   workspace          the largest temporary at the peak moment: a layer's backward intermediates
                      (c*(4I + 4h) per token), a dequantized 4-bit/8-bit weight (c*d_in*d_out, twice), DoRA's
                      weight-norm matrices (a*d_in^2 + 3a*d_in*d_out), or the optimizer step's temporaries
@@ -66,6 +73,7 @@ from typing import Any
 
 from studio.errors import ProjectError
 from studio.plan.shapes import Shape, shape_from_config, targeted, unknown_targets
+from studio.train.chunking import BYTES_PER_CHUNK_LOGIT, PLAIN_HEAD_FAMILIES, chunk_tokens
 
 GiB = 1024 ** 3
 MiB = 1024 ** 2
@@ -105,11 +113,15 @@ class PlanSettings:
     grad_accumulation: int = 1
     max_seq_len: int = 1024
     gradient_checkpointing: bool = False
+    offload_checkpoints: bool = False
     optimizer: str = "adamw_torch"
     precision: str = "auto"
+    # Packed rows (the trainer's default) hold batch_size x max_seq_len tokens and go through varlen flash
+    # attention: no mask. Padded rows carry a padding mask (see masked_attention).
     packing: bool = True
-    # Real batches carry a padding or packing mask, which sends SDPA to its memory-efficient kernel.
-    # False: unpadded full-length rows, the flash kernel (what the benchmark feeds).
+    lean_loss: bool = True  # chunked head + cross-entropy: one chunk of logits at a time
+    # Padded batches carry a padding mask, which sends SDPA to its memory-efficient kernel.
+    # False: unpadded full-length rows, the flash kernel (what bench/vram_accuracy.py feeds).
     masked_attention: bool = True
 
     @classmethod
@@ -118,8 +130,10 @@ class PlanSettings:
         return cls(method=m.method, rank=m.rank, alpha=m.alpha, dropout=m.dropout,
                    target_modules=tuple(m.target_modules), batch_size=t.batch_size,
                    grad_accumulation=t.grad_accumulation, max_seq_len=t.max_seq_len,
-                   gradient_checkpointing=t.gradient_checkpointing, optimizer=t.optimizer,
-                   precision=t.precision, packing=t.packing)
+                   gradient_checkpointing=t.gradient_checkpointing,
+                   offload_checkpoints=t.offload_checkpoints and t.gradient_checkpointing,
+                   optimizer=t.optimizer, precision=t.precision, packing=t.packing, lean_loss=t.lean_loss,
+                   masked_attention=not t.packing)
 
     def with_changes(self, change: dict[str, Any]) -> "PlanSettings":
         """Apply changes keyed like the project file ("train.batch_size") or by field name."""
@@ -267,6 +281,7 @@ def estimate(config: dict | Shape, project_or_settings) -> Estimate:
     # --- activations -----------------------------------------------------------------------------------
     per_token = _layer_bytes(shape, s, targets, c, a)
     mask_per_layer = c * s.batch_size * s.max_seq_len ** 2 if s.masked_attention else 0
+    offload = s.gradient_checkpointing and s.offload_checkpoints
     dora_weights_per_layer = (a * sum(lin.d_in * lin.d_out for lin in targets)
                               if dora and s.dropout > 0 else 0)
     layer_full = per_token * N + mask_per_layer + dora_weights_per_layer
@@ -274,12 +289,18 @@ def estimate(config: dict | Shape, project_or_settings) -> Estimate:
     tail = (4 * h + norm_train + (c * h if full else 0)) * N  # final norm, head input
     layer_work = c * (4 * I + 4 * h) * N  # a layer's backward intermediates (gradients of gate, up, ...)
     if s.gradient_checkpointing:
-        kept = L * c * h * N + tail  # each layer's input
+        # each layer's input; offloaded: only the one being copied back for its recomputation
+        kept = (1 if offload else L) * c * h * N + tail
         layer_peak = layer_full + layer_work  # backward: one layer recomputed at a time
     else:
         kept = L * layer_full + tail - _first_layer_credit(shape, s, targets) * N
         layer_peak = layer_work
-    logits = (12 + (4 * c if shape.logit_softcap else 0)) * V * N
+    lean = s.lean_loss and shape.family in PLAIN_HEAD_FAMILIES
+    if lean:  # one chunk's logits, the targets' hidden states and their gradient (+ the head's fp32 gradient)
+        logits = (BYTES_PER_CHUNK_LOGIT * V * min(N, chunk_tokens(V)) + 2 * c * h * N
+                  + (4 * V * h if full else 0))
+    else:
+        logits = (12 + (4 * c if shape.logit_softcap else 0)) * V * N
 
     # --- workspace -------------------------------------------------------------------------------------
     biggest_lin = max(shape.linears, key=lambda lin: lin.d_in * lin.d_out)
@@ -337,9 +358,18 @@ def estimate(config: dict | Shape, project_or_settings) -> Estimate:
     if s.grad_accumulation > 1:
         notes.append(f"Gradient accumulation ({s.grad_accumulation} micro-batches) costs no activation memory, "
                      "but the summed gradients stay allocated between micro-batches.")
-    notes.append(f"Logits for a {V:,}-token vocabulary are upcast to fp32 for the loss.")
+    if lean:
+        notes.append(f"The loss runs over chunks of {min(N, chunk_tokens(V)):,} positions, so the logits of a "
+                     f"{V:,}-token vocabulary never exist for the whole batch.")
+    else:
+        notes.append(f"Logits for a {V:,}-token vocabulary are upcast to fp32 for the loss"
+                     + (" (this model family keeps transformers' own loss)." if s.lean_loss else "."))
+    if offload:
+        notes.append("Checkpointed layer inputs wait in CPU memory (pinned), not on the GPU.")
+    if s.packing:
+        notes.append(f"Packed batches: up to {N:,} real tokens per step in one row, no padding.")
     if s.masked_attention:
-        notes.append("Batches carry a padding/packing mask, so attention uses the memory-efficient SDPA kernel.")
+        notes.append("Batches carry a padding mask, so attention uses the memory-efficient SDPA kernel.")
     if not shape.known_family:
         notes.append(f"Model type {shape.family!r} is not one the planner knows; it is sized as a llama-like model.")
     notes.append("Allocator overhead and CUDA context are typical values; the real ones vary by driver and GPU.")

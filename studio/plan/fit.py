@@ -86,9 +86,14 @@ def suggest_fixes(est: Estimate, free_bytes: int) -> list[Fix]:
                 return
         base.update(steps[-1])  # even the strongest step is not enough: build on it
 
+    if not s0.lean_loss:
+        consider("Chunked loss (never holds the whole batch's logits; same result)", [{"train.lean_loss": True}])
     if not s0.gradient_checkpointing:
         consider("Turn on gradient checkpointing (about 30 % slower, same result)",
                  [{"train.gradient_checkpointing": True}])
+    if not s0.offload_checkpoints:
+        consider("Keep checkpointed activations in CPU memory (a little slower than checkpointing alone)",
+                 [{"train.gradient_checkpointing": True, "train.offload_checkpoints": True}])
     b, ga = s0.batch_size, s0.grad_accumulation
     smaller = []
     nb = b

@@ -8,7 +8,6 @@ in plain words with the fix the app can apply, and a non-zero exit code.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -40,9 +39,11 @@ def load_model(project, model_dir: Path, device: str, precision: str):
     import torch
     from transformers import AutoModelForCausalLM
 
+    from studio.train import attention
+
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     method = project.method.method
-    kwargs = {"dtype": dtype, "attn_implementation": "sdpa"}
+    kwargs = {"dtype": dtype, "attn_implementation": attention.pick(project, device, dtype)}
     if method == "qlora":
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -66,10 +67,7 @@ def load_model(project, model_dir: Path, device: str, precision: str):
         r=project.method.rank, lora_alpha=project.method.alpha, lora_dropout=project.method.dropout,
         target_modules="all-linear" if targets == ["all-linear"] else targets,
         use_dora=(method == "dora"), task_type="CAUSAL_LM")
-    model = get_peft_model(model, lora)
-    if project.train.gradient_checkpointing:
-        model.enable_input_require_grads()  # checkpointed LoRA needs grads flowing into the frozen embeddings
-    return model
+    return get_peft_model(model, lora)
 
 
 def planned_reserved_bytes(project, model_dir: Path) -> int | None:
@@ -81,15 +79,6 @@ def planned_reserved_bytes(project, model_dir: Path) -> int | None:
         return estimate(json.loads((model_dir / "config.json").read_text(encoding="utf-8")), project).reserved_bytes
     except Exception:  # noqa: BLE001 - an unknown architecture must not stop training
         return None
-
-
-def schedule(project, n_train: int) -> tuple[int, int, int]:
-    """(total optimizer steps, eval interval, save interval) for this dataset size."""
-    per_step = project.train.batch_size * project.train.grad_accumulation
-    steps = project.train.max_steps or max(1, math.ceil(project.train.epochs * n_train / per_step))
-    eval_every = project.train.eval_steps or max(1, steps // 10)
-    save_every = project.train.save_steps or max(1, steps // 5)
-    return steps, eval_every, save_every
 
 
 def make_callback(events: EventWriter, run_dir: Path, total_steps: int, estimate_bytes: int | None):
@@ -149,11 +138,11 @@ def make_callback(events: EventWriter, run_dir: Path, total_steps: int, estimate
 
 def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     import torch
-    from transformers import AutoTokenizer, Trainer, TrainingArguments
+    from transformers import AutoTokenizer
 
     from studio.data import prepare_dataset
     from studio.models import resolve_model
-    from studio.train.batching import ExampleDataset, PaddedCollator
+    from studio.train.trainer import build_trainer
 
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     project = load_run_project(run_dir)
@@ -172,44 +161,14 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
 
     torch.manual_seed(project.train.seed)
     model = load_model(project, model_dir, device, precision)
-    total, eval_every, save_every = schedule(project, len(data.train))
+    trainer, total = build_trainer(project, model, data.train, data.eval, tokenizer.pad_token_id, device, precision,
+                                   run_dir / "checkpoints")
+    trainer.add_callback(make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir)))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    events.emit("log", message=f"Training {trainable:,} parameters for {total} steps")
-
-    args = TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"),
-        per_device_train_batch_size=project.train.batch_size,
-        per_device_eval_batch_size=project.train.batch_size,
-        gradient_accumulation_steps=project.train.grad_accumulation,
-        learning_rate=project.train.learning_rate,
-        lr_scheduler_type=project.train.lr_scheduler,
-        warmup_steps=int(project.train.warmup_ratio * total),
-        weight_decay=project.train.weight_decay,
-        max_steps=total,
-        logging_steps=project.train.logging_steps,
-        eval_strategy="steps" if data.eval else "no",
-        eval_steps=eval_every,
-        save_strategy="steps",
-        save_steps=save_every,
-        save_total_limit=2,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        gradient_checkpointing=project.train.gradient_checkpointing,
-        optim=project.train.optimizer,
-        seed=project.train.seed,
-        report_to=[],
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        include_num_input_tokens_seen="non_padding",
-        use_cpu=device == "cpu",
-        disable_tqdm=True,
-    )
-    trainer = Trainer(
-        model=model, args=args, train_dataset=ExampleDataset(data.train),
-        eval_dataset=ExampleDataset(data.eval) if data.eval else None,
-        data_collator=PaddedCollator(tokenizer.pad_token_id),
-        callbacks=[make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir))],
-    )
+    batching = (f"packed batches of up to {project.train.batch_size * project.train.max_seq_len} tokens"
+                if project.train.packing else f"padded batches of {project.train.batch_size} examples")
+    events.emit("log", message=f"Training {trainable:,} parameters for {total} steps, {batching}, "
+                               f"{'chunked' if trainer.lean else 'full-logit'} loss")
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
         events.emit("log", message="No checkpoint to resume from; starting from the beginning")
@@ -235,6 +194,9 @@ def explain_oom(project) -> tuple[str, dict]:
                f"{fix['train.grad_accumulation']} (same effective batch, less memory)")
     elif not t.gradient_checkpointing:
         fix, how = {"train.gradient_checkpointing": True}, "turn on gradient checkpointing (about 30% slower)"
+    elif not t.offload_checkpoints:
+        fix, how = ({"train.offload_checkpoints": True},
+                    "keep the checkpointed activations in CPU memory (offload checkpoints; a little slower)")
     elif project.method.method in ("full", "lora", "dora"):
         fix, how = {"method.method": "qlora"}, "switch to QLoRA, which stores the model in 4 bits"
     else:

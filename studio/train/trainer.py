@@ -1,0 +1,119 @@
+"""The Hugging Face Trainer as the studio runs it: packed or padded batches, the lean loss, checkpointing.
+
+`build_trainer` is shared by the training worker and bench/throughput.py, so the benchmark measures exactly
+what users run.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from studio.train.batching import ExampleDataset, PackedCollator, PackedDataset, PaddedCollator
+from studio.train.loss import lean_loss_head, linear_cross_entropy_sum
+
+
+def make_batches(project, examples, pad_token_id: int, with_seq_lens: bool = False):
+    """(dataset, collator, examples per DataLoader batch) for `examples` under the project's batching."""
+    t = project.train
+    if t.packing:
+        return PackedDataset(examples, t.batch_size * t.max_seq_len), PackedCollator(with_seq_lens), 1
+    return ExampleDataset(examples), PaddedCollator(pad_token_id), t.batch_size
+
+
+def batches_per_epoch(project, dataset) -> int:
+    per_batch = 1 if isinstance(dataset, PackedDataset) else project.train.batch_size
+    return max(1, math.ceil(len(dataset) / per_batch))
+
+
+def schedule(project, batches: int) -> tuple[int, int, int]:
+    """(total optimizer steps, eval interval, save interval) for `batches` micro-batches per epoch."""
+    steps = project.train.max_steps or max(1, math.ceil(project.train.epochs * batches / project.train.grad_accumulation))
+    eval_every = project.train.eval_steps or max(1, steps // 10)
+    save_every = project.train.save_steps or max(1, steps // 5)
+    return steps, eval_every, save_every
+
+
+def _trainer_class():
+    from transformers import Trainer
+
+    class StudioTrainer(Trainer):
+        """Computes the loss with the chunked head (studio.train.loss) where the model allows it."""
+
+        def __init__(self, *args, lean_loss: bool = True, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.lean = lean_loss_head(self.model) if lean_loss else None
+            if self.lean is not None:
+                # The loss below is already divided by the targets of the whole accumulated batch
+                # (num_items_in_batch), so the Trainer must neither divide it again nor count differently.
+                self.model_accepts_loss_kwargs = True
+                self.loss_is_scaled_for_ga = True
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.lean is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            decoder, head, softcap = self.lean
+            inputs = dict(inputs)
+            labels = inputs.pop("labels")
+            hidden = decoder(**inputs, use_cache=False).last_hidden_state
+            total, count = linear_cross_entropy_sum(hidden, head.weight, labels, softcap)
+            targets = num_items_in_batch if num_items_in_batch is not None else count
+            loss = total / max(targets, 1) if isinstance(targets, int) else total / targets.clamp(min=1)
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return StudioTrainer
+
+
+def build_trainer(project, model, train_examples, eval_examples, pad_token_id: int, device: str, precision: str,
+                  output_dir: Path, callbacks=(), steps: int | None = None):
+    """A ready Trainer for this project; `steps` overrides the schedule (the benchmark's fixed step count)."""
+    from transformers import TrainingArguments
+
+    from studio.train.checkpointing import enable_checkpointing
+
+    from studio.train.attention import NAME as VARLEN
+
+    t = project.train
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    varlen = getattr(base.config, "_attn_implementation", None) == VARLEN  # it reads the examples' lengths
+    # Training needs no key/value cache, and with one transformers does not look for packed rows in the
+    # position ids, so examples in a row would attend to each other.
+    base.config.use_cache = False
+    train_set, collator, per_batch = make_batches(project, train_examples, pad_token_id, with_seq_lens=varlen)
+    eval_set = make_batches(project, eval_examples, pad_token_id, varlen)[0] if eval_examples else None
+    total, eval_every, save_every = schedule(project, batches_per_epoch(project, train_set))
+    if steps is not None:
+        total, eval_every, save_every = steps, steps, steps
+    if t.gradient_checkpointing:  # on the layers themselves, not through TrainingArguments, to allow offload
+        enable_checkpointing(model, offload=t.offload_checkpoints)
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=per_batch,
+        per_device_eval_batch_size=per_batch,
+        gradient_accumulation_steps=t.grad_accumulation,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=int(t.warmup_ratio * total),
+        weight_decay=t.weight_decay,
+        max_steps=total,
+        logging_steps=t.logging_steps,
+        eval_strategy="steps" if eval_set is not None else "no",
+        eval_steps=eval_every,
+        save_strategy="steps" if steps is None else "no",
+        save_steps=save_every,
+        save_total_limit=2,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        optim=t.optimizer,
+        seed=t.seed,
+        report_to=[],
+        remove_unused_columns=False,
+        prediction_loss_only=True,
+        dataloader_num_workers=0,
+        # a packed batch has no padding; a padded one counts its attention mask
+        include_num_input_tokens_seen="all" if t.packing else "non_padding",
+        use_cpu=device == "cpu",
+        disable_tqdm=True,
+    )
+    trainer = _trainer_class()(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
+                               data_collator=collator, callbacks=list(callbacks), lean_loss=t.lean_loss)
+    return trainer, total
