@@ -1,4 +1,5 @@
 """Padding-free packing, the chunked loss and offloaded checkpointing, checked against the plain ways on CPU."""
+import json
 import random
 
 import pytest
@@ -213,3 +214,26 @@ def test_worker_trains_with_packing(tmp_path, tiny_model_dir, sample_data):
     assert "packed batches of up to 256 tokens" in logs and "chunked loss" in logs
     losses = [e["loss"] for e in read_events(run_dir / "events.jsonl") if e["type"] == "metrics"]
     assert len(losses) == 2 and all(0 < loss < 20 for loss in losses)
+
+
+def test_worker_turns_on_checkpointing_only_when_memory_needs_it(tmp_path, tiny_model_dir):
+    from studio.plan import PlanSettings, estimate, gpu_from_numbers
+    from studio.project import Project
+    from studio.train.events import EventWriter, read_events
+    from studio.train.worker import fit_checkpointing
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    project = Project()
+    project.train.batch_size, project.train.max_seq_len = 16, 2048
+    need = estimate(config, PlanSettings.from_project(project)).total_bytes
+    with_ckpt = estimate(config, PlanSettings.from_project(project).with_changes({"gradient_checkpointing": True}))
+    events = EventWriter(tmp_path / "events.jsonl")
+    fit_checkpointing(project, tiny_model_dir, events, gpu_from_numbers("roomy", need + 1))
+    assert not project.train.gradient_checkpointing  # it fits: keep the faster setting
+    fit_checkpointing(project, tiny_model_dir, events, gpu_from_numbers("small", (need + with_ckpt.total_bytes) // 2))
+    assert project.train.gradient_checkpointing and not project.train.offload_checkpoints
+    project.train.gradient_checkpointing = False
+    fit_checkpointing(project, tiny_model_dir, events, gpu_from_numbers("tiny", with_ckpt.total_bytes // 2))
+    assert project.train.gradient_checkpointing and project.train.offload_checkpoints
+    events.close()
+    logs = [e["message"] for e in read_events(tmp_path / "events.jsonl")]
+    assert len(logs) == 2 and "turning on gradient checkpointing" in logs[0] and "CPU offload" in logs[1]

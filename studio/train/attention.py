@@ -29,7 +29,8 @@ def varlen_attention(module, query, key, value, attention_mask, dropout=0.0, sca
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     plain = (cu_seq_lens_q is not None and attention_mask is None and dropout == 0.0
-             and kwargs.get("softcap") is None and getattr(module, "sliding_window", None) is None
+             and kwargs.get("softcap") is None and kwargs.get("sliding_window") is None
+             and getattr(module, "sliding_window", None) is None
              and query.shape[2] == key.shape[2])
     if not plain:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,

@@ -27,9 +27,10 @@ def batches_per_epoch(project, dataset) -> int:
 
 def schedule(project, batches: int) -> tuple[int, int, int]:
     """(total optimizer steps, eval interval, save interval) for `batches` micro-batches per epoch."""
-    steps = project.train.max_steps or max(1, math.ceil(project.train.epochs * batches / project.train.grad_accumulation))
-    eval_every = project.train.eval_steps or max(1, steps // 10)
-    save_every = project.train.save_steps or max(1, steps // 5)
+    t = project.train
+    steps = t.max_steps or max(1, math.ceil(t.epochs * batches / t.grad_accumulation))
+    eval_every = t.eval_steps or max(1, steps // 10)
+    save_every = t.save_steps or max(1, steps // 5)
     return steps, eval_every, save_every
 
 

@@ -81,6 +81,33 @@ def planned_reserved_bytes(project, model_dir: Path) -> int | None:
         return None
 
 
+def fit_checkpointing(project, model_dir: Path, events: EventWriter, gpu=None) -> None:
+    """Turn gradient checkpointing on, then its CPU offload, when the planner says the run would not fit the
+    GPU's free memory otherwise. Only ever turns them on: a run that fits keeps the faster settings."""
+    import json
+
+    from studio.plan import PlanSettings, detect_gpu, estimate
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        gpu = gpu or detect_gpu()
+        settings = PlanSettings.from_project(project)
+        need = estimate(config, settings).total_bytes
+    except Exception:  # noqa: BLE001 - an unknown architecture or GPU query must not stop training
+        return
+    if not gpu.available or need <= gpu.free_bytes:
+        return
+    t = project.train
+    for change in ({"gradient_checkpointing": True}, {"gradient_checkpointing": True, "offload_checkpoints": True}):
+        trial = estimate(config, settings.with_changes(change)).total_bytes
+        if trial <= gpu.free_bytes or change.get("offload_checkpoints"):
+            t.gradient_checkpointing = True
+            t.offload_checkpoints = bool(change.get("offload_checkpoints")) or t.offload_checkpoints
+            what = "gradient checkpointing" + (" with CPU offload" if t.offload_checkpoints else "")
+            events.emit("log", message=f"The run needs about {need / 2**30:.1f} GB but {gpu.free_bytes / 2**30:.1f} GB "
+                                       f"are free: turning on {what} (about {trial / 2**30:.1f} GB)")
+            return
+
+
 def make_callback(events: EventWriter, run_dir: Path, total_steps: int, estimate_bytes: int | None):
     from transformers import TrainerCallback
 
@@ -159,6 +186,8 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     for row, reason in data.skipped[:20]:
         events.emit("log", message=f"Skipped row {row}: {reason}")
 
+    if device == "cuda":
+        fit_checkpointing(project, model_dir, events)
     torch.manual_seed(project.train.seed)
     model = load_model(project, model_dir, device, precision)
     trainer, total = build_trainer(project, model, data.train, data.eval, tokenizer.pad_token_id, device, precision,
