@@ -1,11 +1,29 @@
-"""Stage 4: training in the worker process, followed live."""
+"""Stage 4: training in the worker process, followed live.
+
+The worker is its own process (studio.train.launch); a QThread reads its event stream and hands each event
+to the GUI thread, which only appends numbers and log lines; the charts and the log redraw on a timer."""
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QThread, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QVBoxLayout
+import os
+import subprocess
+import time
+from pathlib import Path
 
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit,
+                               QProgressBar, QPushButton, QSplitter, QVBoxLayout)
+
+from studio.errors import StudioError
 from studio.project import save_project
+from studio.train.runs import EVENTS_FILE, latest_checkpoint
 from ui.pages import Page
+from ui.widgets.plots import TrainingPlots
+from ui.widgets.run_state import RunState, list_runs, read_run
+
+LOG_LINES = 3000  # the log view keeps the newest lines; events.jsonl keeps them all
+WORKER_NICENESS = 10  # below the window's priority, above idle work
+STOP_WAIT_S = 30  # on close: how long a stop-and-save may take before the worker is ended hard
 
 
 class TrainingWatcher(QObject):
@@ -24,102 +42,382 @@ class TrainingWatcher(QObject):
         self.finished.emit()
 
 
+def lower_priority(pid: int) -> None:
+    """Let the worker yield the CPU to the window: on a machine with few cores, a worker at equal priority
+    starves the GUI thread for hundreds of milliseconds at a time. Set right after the start, before the
+    worker makes its compute threads (they inherit it); the GPU's speed is not affected."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, WORKER_NICENESS)
+    except (AttributeError, OSError):  # Windows has no nice levels; a process that already ended
+        pass
+
+
+def clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
 class TrainPage(Page):
     title = "Train"
     icon = "train.svg"
 
     def __init__(self, studio):
-        import pyqtgraph as pg
-
         super().__init__(studio)
         self.process = None
         self.thread = None
-        layout = QVBoxLayout(self)
-        buttons = QHBoxLayout()
-        self.start_button = QPushButton("Start training")
-        self.stop_button = QPushButton("Stop and save")
-        self.stop_button.setEnabled(False)
-        self.start_button.clicked.connect(self.start_training)
-        self.stop_button.clicked.connect(self.stop_training)
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.stop_button)
-        buttons.addStretch(1)
-        self.progress = QProgressBar()
-        self.status = QLabel("Ready.")
-        self.plot = pg.PlotWidget(title="Loss")
-        self.plot.setLabel("bottom", "step")
-        self.loss_curve = self.plot.plot([], [], pen=pg.mkPen("#2f7de1", width=2), name="train")
-        self.eval_curve = self.plot.plot([], [], pen=None, symbol="o", symbolBrush="#e8833a", name="eval")
-        self.loss_points: list[tuple[int, float]] = []
-        self.eval_points: list[tuple[int, float]] = []
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addWidget(self.plot, 1)
+        self.final_event: dict | None = None
+        self.started_at = 0.0
+        self.state: RunState | None = None
+        self._pending_log: list[str] = []
+        self._picking = False
+        self._states: dict[str, tuple] = {}
 
+        self.start_button = self._button("Start training", "Train a new run with the project's settings (Ctrl+R)",
+                                         self.start_training, "Ctrl+R")
+        self.stop_button = self._button("Stop and save", "Finish the current step, save a checkpoint and the "
+                                        "weights so far; the run can be resumed or exported", self.stop_training)
+        self.kill_button = self._button("Stop now", "End the training process at once; only the last periodic "
+                                        "checkpoint is kept", self.stop_now)
+        self.resume_button = self._button("Resume", "Continue the chosen run from its last checkpoint",
+                                          self.resume_training)
+        self.runs = QComboBox()
+        self.runs.setMinimumWidth(300)
+        self.runs.setToolTip("Runs of this project (newest first): pick one to see its charts and log")
+        self.runs.currentIndexChanged.connect(self._run_picked)
+        top = QHBoxLayout()
+        for button in (self.start_button, self.stop_button, self.kill_button, self.resume_button):
+            top.addWidget(button)
+        top.addStretch(1)
+        top.addWidget(QLabel("Run:"))
+        top.addWidget(self.runs)
+
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.status = QLabel("Ready to train.")
+        self.timing = QLabel("")
+        self.timing.setProperty("role", "hint")
+        status_row = QHBoxLayout()
+        status_row.addWidget(self.status, 1)
+        status_row.addWidget(self.timing)
+
+        self.problem = QFrame()
+        self.problem.setFrameShape(QFrame.Shape.StyledPanel)
+        self.problem_text = QLabel()
+        self.problem_text.setWordWrap(True)
+        self.problem_text.setProperty("role", "bad")
+        self.problem_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.fix_button = QPushButton("Apply the fix")
+        self.fix_button.clicked.connect(self.apply_fix)
+        problem_row = QHBoxLayout(self.problem)
+        problem_row.addWidget(self.problem_text, 1)
+        problem_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.problem.hide()
+        self.fix: dict | None = None
+
+        self.plots = TrainingPlots()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(LOG_LINES)
+        self.log.setPlaceholderText("The training log appears here.")
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.plots)
+        splitter.addWidget(self.log)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 16, 16, 16)
+        layout.setSpacing(8)
+        heading = QLabel("Train")
+        heading.setProperty("role", "heading")
+        layout.addWidget(heading)
+        layout.addLayout(top)
+        layout.addWidget(self.progress)
+        layout.addLayout(status_row)
+        layout.addWidget(self.problem)
+        layout.addWidget(splitter, 1)
+
+        self.log_timer = QTimer(self)  # log lines are appended in batches, like the charts
+        self.log_timer.setInterval(100)
+        self.log_timer.timeout.connect(self._flush_log)
+        self.log_timer.start()
+        studio.run_changed.connect(self._follow_run)
+        studio.busy_changed.connect(lambda busy: self._update_buttons())
+        self._update_buttons()
+
+    def _button(self, text, tip, slot, shortcut=None) -> QPushButton:
+        button = QPushButton(text)
+        button.setToolTip(tip)
+        button.clicked.connect(slot)
+        if shortcut:
+            button.setShortcut(QKeySequence(shortcut))
+        return button
+
+    # --- page protocol --------------------------------------------------------------------------------
+    def load_project(self) -> None:
+        self._fill_runs()
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.running:
+            return False, f"training, {self.progress.value()}%"
+        if self.state is None:
+            return False, "not trained yet"
+        return self.state.finished or self.state.stopped, self.state.describe()
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.thread is not None and self.thread.isRunning()
+
+    # --- the run picker -------------------------------------------------------------------------------
+    def _fill_runs(self) -> None:
+        from studio.train.runs import runs_root
+
+        self._picking = True
+        self.runs.clear()
+        for run_dir in list_runs(runs_root(self.project)):
+            self.runs.addItem(f"{run_dir.name} — {self._read(run_dir).describe()}", str(run_dir))
+        if self.runs.count() == 0:
+            self.runs.addItem("(no runs yet)", None)
+        self._picking = False
+        self._select(self.studio.run_dir)
+
+    def _select(self, run_dir) -> None:
+        index = self.runs.findData(str(run_dir)) if run_dir else -1
+        self._picking = True
+        self.runs.setCurrentIndex(max(0, index))
+        self._picking = False
+        self._show_run(run_dir if index >= 0 else None)
+
+    def _read(self, run_dir) -> RunState:
+        """read_run, remembered until the run's events.jsonl changes (the picker re-lists often)."""
+        events = Path(run_dir) / EVENTS_FILE
+        stamp = (events.stat().st_mtime_ns, latest_checkpoint(run_dir)) if events.is_file() else None
+        cached = self._states.get(str(run_dir))
+        if cached is None or cached[0] != stamp:
+            cached = self._states[str(run_dir)] = (stamp, read_run(run_dir))
+        return cached[1]
+
+    def _run_picked(self) -> None:
+        if self._picking or self.running:
+            return
+        data = self.runs.currentData()
+        self.studio.set_run(data)
+
+    def _follow_run(self, run_dir) -> None:
+        """Another page (or this one) chose a run: show it, unless a live run is being drawn."""
+        if not self.running:
+            self._fill_runs()
+
+    def _show_run(self, run_dir) -> None:
+        """Re-plot a past run from its events.jsonl."""
+        self.plots.clear()
+        self.log.clear()
+        self._pending_log.clear()
+        self.problem.hide()
+        self.state = self._read(run_dir) if run_dir else None
+        if self.state is None:
+            self.progress.setValue(0)
+            self.status.setText("Ready to train. Start uses the settings of the Model, Data and Method pages.")
+            self.timing.setText("")
+        else:
+            for event in self.state.events:
+                self._take(event)
+            self.status.setText(self._ended_text(self.state))
+            events = self.state.events
+            if len(events) > 1:
+                self.timing.setText(f"took {clock(events[-1]['time'] - events[0]['time'])}")
+            if self.state.error:
+                self._show_problem(self.state.error)
+        self._update_buttons()
+        self.studio.readiness_changed.emit()
+
+    # --- starting and stopping ------------------------------------------------------------------------
     def start_training(self) -> None:
         from studio.train import start_training
 
-        if self.project.path:
-            save_project(self.project)
-            self.studio.dirty = False
-        self.loss_points.clear()
-        self.eval_points.clear()
-        self.process = start_training(self.project)
-        self.studio.set_run(self.process.run_dir)
-        self.studio.set_busy(True)
+        try:
+            if self.project.path:
+                save_project(self.project)
+                self.studio.dirty = False
+            process = start_training(self.project)
+        except StudioError as error:
+            self._show_problem({"message": str(error)})
+            return
+        self._follow(process, fresh=True)
+
+    def resume_training(self) -> None:
+        from studio.train import start_training
+
+        if self.state is None or not self.state.resumable:
+            return
+        self._follow(start_training(run_dir=self.state.run_dir, resume=True), fresh=False)
+
+    def _follow(self, process, fresh: bool) -> None:
+        self.process = process
+        lower_priority(process.process.pid)
+        self.final_event = None
+        self.started_at = time.time()
+        self.problem.hide()
+        if fresh:
+            self.plots.clear()
+            self.log.clear()
+        self._pending_log.append(f"— {'Started' if fresh else 'Resumed'} {process.run_dir} —")
         self.thread = QThread(self)
-        self.watcher = TrainingWatcher(self.process)
+        self.watcher = TrainingWatcher(process)
         self.watcher.moveToThread(self.thread)
         self.thread.started.connect(self.watcher.run)
         self.watcher.event.connect(self.on_event)
         self.watcher.finished.connect(self.thread.quit)
-        self.watcher.finished.connect(self._training_ended)
+        self.thread.finished.connect(self._training_ended)
         self.thread.start()
-        self.start_button.setEnabled(False)
-        self.stop_button.setEnabled(True)
-        self.status.setText("Starting the training process…")
+        self.status.setText("Starting the training process (loading the libraries takes a few seconds)…")
+        self.studio.set_busy(True)
+        if fresh:
+            self._picking = True
+            self.runs.insertItem(0, f"{process.run_dir.name} — training", str(process.run_dir))
+            self.runs.setCurrentIndex(0)
+            self._picking = False
+        self._update_buttons()
+        self.studio.set_run(process.run_dir)  # Test and Export learn of the new run (this page ignores it now)
 
     def stop_training(self) -> None:
-        if self.process:
+        if self.running:
             self.process.request_stop()
-            self.status.setText("Stopping after this step and saving…")
+            self.status.setText("Stopping after this step and saving a checkpoint…")
+            self.stop_button.setEnabled(False)
 
+    def stop_now(self) -> None:
+        if self.running:
+            self.status.setText("Ending the training process…")
+            self.process.kill()
+
+    # --- events ---------------------------------------------------------------------------------------
     def on_event(self, event: dict) -> None:
+        self._take(event)
         kind = event["type"]
         if kind == "progress":
-            self.progress.setValue(int(100 * event.get("fraction", 0)))
+            elapsed = time.time() - self.started_at
             eta = event.get("eta_s")
-            self.status.setText(f"Step {event['step']} of {event['total_steps']}" +
-                                (f" — about {eta:.0f} s left" if eta is not None else ""))
+            self.timing.setText(f"elapsed {clock(elapsed)}" + (f" · about {clock(eta)} left" if eta is not None else ""))
+        elif kind in ("done", "error"):
+            self.final_event = event
+
+    def _take(self, event: dict) -> None:
+        """Numbers to the charts, words to the log, the step to the progress bar: cheap, no drawing."""
+        self.plots.add_event(event)
+        kind = event.get("type")
+        if kind == "progress":
+            total = event.get("total_steps") or 0
+            self.progress.setValue(int(100 * (event.get("fraction") or 0)))
+            self.status.setText(f"Step {event.get('step')} of {total}")
+        elif kind == "log":
+            self._pending_log.append(event.get("message", ""))
         elif kind == "metrics":
-            self.loss_points.append((event["step"], event["loss"]))
-            self.loss_curve.setData(*zip(*self.loss_points))
+            self._pending_log.append(f"step {event['step']}: loss {event['loss']:.4f}")
         elif kind == "eval":
-            self.eval_points.append((event["step"], event["eval_loss"]))
-            self.eval_curve.setData(*zip(*self.eval_points))
-        elif kind == "done":
-            self.status.setText("Stopped and saved; it can be resumed." if event.get("stopped")
-                                else f"Finished. Final loss {event.get('final_loss') or 0:.3f}.")
+            self._pending_log.append(f"step {event['step']}: eval loss {event['eval_loss']:.4f}")
+        elif kind == "checkpoint":
+            self._pending_log.append(f"step {event['step']}: checkpoint saved")
         elif kind == "error":
-            self.status.setText(event["message"])
-            QMessageBox.warning(self, "Training stopped", event["message"])
+            self._pending_log.append(f"ERROR: {event.get('message')}")
+            if event.get("traceback"):
+                self._pending_log.append(event["traceback"])
+
+    def _flush_log(self) -> None:
+        if self._pending_log:
+            self.log.appendPlainText("\n".join(self._pending_log))
+            self._pending_log.clear()
 
     def _training_ended(self) -> None:
-        self.start_button.setEnabled(True)
-        self.stop_button.setEnabled(False)
+        process, final = self.process, self.final_event
+        self.thread = None
         self.studio.set_busy(False)
-        self.studio.set_run(self.process.run_dir)
+        if final is None:  # no done/error event: the process was ended or crashed
+            tail = "\n".join(process.other_output[-15:])
+            final = {"type": "error", "message": f"The training process ended without finishing (exit code "
+                                                 f"{process.returncode}). The last checkpoint is kept; Resume "
+                                                 "continues from it.", "details": tail}
+        if final["type"] == "error":
+            self._show_problem(final)
+        self.process = None
+        self._fill_runs_after(process.run_dir)
+        self.status.setText(self._ended_text(self.state) if self.state else "Ended.")
+        self._update_buttons()
+
+    def _fill_runs_after(self, run_dir) -> None:
+        problem_visible, problem = self.problem.isVisible(), (self.problem_text.text(), self.fix)
+        self.studio.set_run(run_dir)  # re-reads the run: picker label, charts, buttons; Test/Export follow
+        if problem_visible and not self.problem.isVisible():  # a kill leaves no error event to re-read
+            self.problem_text.setText(problem[0])
+            self.fix = problem[1]
+            self.fix_button.setVisible(bool(self.fix))
+            self.problem.show()
+
+    def _ended_text(self, state: RunState) -> str:
+        if state.finished:
+            loss = next((e.get("final_loss") for e in reversed(state.events) if e["type"] == "done"), None)
+            return f"Finished {state.total_steps} steps." + (f" Final loss {loss:.3f}." if loss is not None else "")
+        if state.stopped:
+            return f"Stopped and saved at step {state.step} of {state.total_steps}; Resume continues it."
+        if state.error:
+            return "Training stopped with a problem (see below)."
+        if state.resumable:
+            return f"Interrupted at step {state.step}; Resume continues from the last checkpoint."
+        return f"Interrupted at step {state.step} before any checkpoint; start a new run."
+
+    # --- problems and fixes ---------------------------------------------------------------------------
+    def _show_problem(self, event: dict) -> None:
+        self.fix = event.get("fix") or None
+        text = event.get("message", "Training stopped.")
+        if self.fix:
+            text += "\nApply the fix changes: " + ", ".join(f"{k} → {v}" for k, v in self.fix.items()) + "."
+        elif event.get("details"):
+            text += "\n" + event["details"].strip().splitlines()[-1]
+        self.problem_text.setText(text)
+        self.fix_button.setVisible(bool(self.fix))
+        self.problem.show()
+
+    def apply_fix(self) -> None:
+        """Write the error's suggested change into the project, so the next Start uses it."""
+        if not self.fix:
+            return
+        for key, value in self.fix.items():
+            section, name = key.split(".", 1)
+            setattr(getattr(self.project, section), name, value)
+        changes = ", ".join(f"{k} = {v}" for k, v in self.fix.items())
+        self.fix = None
+        self.fix_button.setVisible(False)
+        self.problem_text.setText(f"Applied to the project: {changes}. Start training again to use it.")
+        self.studio.edited()
+        self.studio.project_loaded.emit()  # the other pages reload their controls from the changed project
+
+    # --- buttons, closing -----------------------------------------------------------------------------
+    def _update_buttons(self) -> None:
+        running = self.running
+        idle = not running and not self.studio.busy  # an export also makes the app busy
+        self.start_button.setEnabled(idle)
+        self.stop_button.setEnabled(running)
+        self.kill_button.setEnabled(running)
+        self.resume_button.setEnabled(idle and self.state is not None and self.state.resumable)
+        self.runs.setEnabled(not running)
 
     def confirm_close(self) -> bool:
-        if self.process and self.process.returncode is None:
-            answer = QMessageBox.question(self, "Training is running", "Stop training and close?")
-            return answer == QMessageBox.StandardButton.Yes
-        return True
+        if not self.running:
+            return True
+        answer = QMessageBox.question(
+            self, "Training is running", "Training is still running. Stop it, save a checkpoint (so it can be "
+            "resumed) and close?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
 
     def shutdown(self) -> None:
-        if self.process and self.process.returncode is None:
-            self.process.kill()
+        """Stop cleanly: ask for stop-and-save, give it a while, then end the process."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.request_stop()
+            try:
+                self.process.process.wait(timeout=STOP_WAIT_S)
+            except subprocess.TimeoutExpired:  # a step (or the save) takes too long: end it
+                self.process.kill()
         if self.thread is not None:
             self.thread.quit()
             self.thread.wait(5000)

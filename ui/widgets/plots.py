@@ -1,0 +1,179 @@
+"""The training charts: loss (raw points, smoothed line, eval points) on top, then learning rate, gradient
+norm, tokens per second and GPU memory (measured beside the planner's estimate).
+
+Events only append numbers; a 100 ms timer redraws what changed, one chart per tick, so a fast stream of
+events costs the GUI thread one small paint per tick instead of a paint of everything per event."""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QTimer
+from PySide6.QtWidgets import QGridLayout, QWidget
+
+from ui.theme import COLORS
+
+REDRAW_MS = 100
+SMOOTHING = 0.8  # weight of the past in the loss EMA (the TensorBoard convention)
+
+
+def smoothed(values: list[float], weight: float = SMOOTHING) -> list[float]:
+    """Exponential moving average with the start-up bias removed, so the first points are not pulled to 0."""
+    out, average = [], 0.0
+    for i, value in enumerate(values, start=1):
+        average = weight * average + (1 - weight) * value
+        out.append(average / (1 - weight ** i))
+    return out
+
+
+class Series:
+    """The (step, value) points of one curve."""
+
+    def __init__(self):
+        self.steps: list[float] = []
+        self.values: list[float] = []
+
+    def add(self, step, value) -> bool:
+        if value is None:
+            return False
+        self.steps.append(float(step))
+        self.values.append(float(value))
+        return True
+
+    def clear(self) -> None:
+        self.steps.clear()
+        self.values.clear()
+
+
+class TrainingPlots(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(4)
+        self.loss, self.eval, self.lr = Series(), Series(), Series()
+        self.grad, self.speed, self.memory = Series(), Series(), Series()
+        self.estimate_bytes: int | None = None
+        # One view per chart, redrawn one per tick: a tick never paints all five (a paint of the whole set
+        # took 35-100 ms on a busy 2-core machine, one chart a fifth of that).
+        self._dirty: list[str] = []
+
+        self.loss_plot = self._plot(grid, 0, 0, "Loss", colspan=4)
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.raw_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=4, symbolPen=None,
+                                             symbolBrush=pg.mkColor(COLORS["train"] + "70"), name="train (raw)")
+        self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen(COLORS["train"], width=2), name="train (smoothed)")
+        self.eval_curve = self.loss_plot.plot(pen=pg.mkPen(COLORS["eval"], width=1.5), symbol="o", symbolSize=7,
+                                              symbolBrush=COLORS["eval"], symbolPen=None, name="eval")
+        self.lr_plot = self._plot(grid, 1, 0, "Learning rate")
+        self.lr_curve = self.lr_plot.plot(pen=pg.mkPen(COLORS["lr"], width=2))
+        self.grad_plot = self._plot(grid, 1, 1, "Gradient norm")
+        self.grad_curve = self.grad_plot.plot(pen=pg.mkPen(COLORS["grad"], width=1.5))
+        self.speed_plot = self._plot(grid, 1, 2, "Tokens / s")
+        self.speed_curve = self.speed_plot.plot(pen=pg.mkPen(COLORS["speed"], width=1.5))
+        self.memory_plot = self._plot(grid, 1, 3, "GPU memory (GB)")
+        self.memory_curve = self.memory_plot.plot(pen=pg.mkPen(COLORS["measured"], width=2), symbol="o",
+                                                  symbolSize=6, symbolBrush=COLORS["measured"], symbolPen=None)
+        self.estimate_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(COLORS["estimate"], width=1.5, dash=[4, 4]),
+                                             label="estimate", labelOpts={"position": 0.1})
+        self.estimate_line.setVisible(False)
+        self.memory_plot.addItem(self.estimate_line)
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.15)
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 2)
+        self._apply_palette()
+        self.timer = QTimer(self)
+        self.timer.setInterval(REDRAW_MS)
+        self.timer.timeout.connect(self.redraw_next)
+        self.timer.start()
+
+    def _plot(self, grid: QGridLayout, row: int, col: int, title: str, colspan: int = 1) -> pg.PlotItem:
+        widget = pg.PlotWidget(title=title)
+        widget.setMinimumHeight(120)
+        grid.addWidget(widget, row, col, 1, colspan)
+        plot = widget.getPlotItem()
+        plot.setMenuEnabled(False)
+        plot.getAxis("left").setWidth(48)
+        return plot
+
+    @property
+    def _plots(self):
+        return {"loss": self.loss_plot, "lr": self.lr_plot, "grad": self.grad_plot, "speed": self.speed_plot,
+                "memory": self.memory_plot}
+
+    # --- data -----------------------------------------------------------------------------------------
+    def add_event(self, event: dict) -> None:
+        """Take the numbers a training event carries; drawing happens on a later timer tick."""
+        kind, step = event.get("type"), event.get("step") or 0
+        if kind == "metrics":
+            changed = [name for name, series, value in (("loss", self.loss, event.get("loss")),
+                                                        ("lr", self.lr, event.get("lr")),
+                                                        ("grad", self.grad, event.get("grad_norm")))
+                       if series.add(step, value)]
+        elif kind == "eval":
+            changed = ["loss"] if self.eval.add(step, event.get("eval_loss")) else []
+        elif kind == "progress":
+            changed = ["speed"] if self.speed.add(step, event.get("tokens_per_s")) else []
+        elif kind == "memory":
+            self.memory.add(step, (event.get("reserved_bytes") or 0) / 1e9)
+            self.estimate_bytes = event.get("estimate_bytes") or self.estimate_bytes
+            changed = ["memory"]
+        else:
+            return
+        self._dirty += [name for name in changed if name not in self._dirty]
+
+    def clear(self) -> None:
+        for series in (self.loss, self.eval, self.lr, self.grad, self.speed, self.memory):
+            series.clear()
+        self.estimate_bytes = None
+        self._dirty = list(self._plots)
+        self.redraw()
+
+    @property
+    def points(self) -> int:
+        """Train loss points received so far (what a user sees as the plot filling up)."""
+        return len(self.loss.steps)
+
+    # --- drawing --------------------------------------------------------------------------------------
+    def redraw_next(self) -> None:
+        """One chart per tick, the one waiting longest."""
+        if self._dirty:
+            self._draw(self._dirty.pop(0))
+
+    def redraw(self) -> None:
+        """Every chart that changed, now (for a re-plot of a finished run, and for tests)."""
+        while self._dirty:
+            self._draw(self._dirty.pop(0))
+
+    def _draw(self, name: str) -> None:
+        if name == "loss":
+            self.raw_curve.setData(self.loss.steps, self.loss.values)
+            self.smooth_curve.setData(self.loss.steps, smoothed(self.loss.values))
+            self.eval_curve.setData(self.eval.steps, self.eval.values)
+        elif name == "lr":
+            self.lr_curve.setData(self.lr.steps, self.lr.values)
+        elif name == "grad":
+            self.grad_curve.setData(self.grad.steps, self.grad.values)
+        elif name == "speed":
+            self.speed_curve.setData(self.speed.steps, self.speed.values)
+        elif name == "memory":
+            self.memory_curve.setData(self.memory.steps, self.memory.values)
+            if self.estimate_bytes:
+                self.estimate_line.setValue(self.estimate_bytes / 1e9)
+            self.estimate_line.setVisible(bool(self.estimate_bytes))
+            self.memory_plot.setTitle("GPU memory (GB)" if self.memory.steps or self.estimate_bytes
+                                      else "GPU memory (no GPU in use)")
+
+    def _apply_palette(self) -> None:
+        palette = self.palette()
+        text = palette.text().color()
+        for plot in self._plots.values():
+            plot.getViewWidget().setBackground(palette.base().color())
+            for side in ("left", "bottom"):
+                plot.getAxis(side).setTextPen(text)
+                plot.getAxis(side).setPen(text)
+            plot.titleLabel.setAttr("color", text.name())
+            plot.setTitle(plot.titleLabel.text)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.PaletteChange:  # the theme changed: follow it
+            self._apply_palette()
+        super().changeEvent(event)
