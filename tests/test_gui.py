@@ -28,6 +28,6 @@ def test_window_trains_and_plots(qtbot, tmp_path, tiny_model_dir, sample_data):
     window.go_to(TrainPage)
     train.start_training()
     qtbot.waitUntil(lambda: train.start_button.isEnabled(), timeout=120_000)
-    assert len(train.loss_points) == 3
+    assert train.plots.points == 3
     assert train.status.text().startswith("Finished")
     assert train.progress.value() == 100
