@@ -18,8 +18,8 @@ starts from the same weights) on the same synthetic chat-like data: lengths draw
 
 Each recipe runs in its own process (allocator settings must be fixed before CUDA starts, and a peak or an
 OOM must not leak into the next). Measured after WARMUP steps, with torch.cuda.synchronize() around the timed
-steps: real (non-padding) tokens per second, torch.cuda.max_memory_reserved() over the training (bytes), and
-the last logged training loss.
+steps: real (non-padding) tokens per second, torch.cuda.max_memory_reserved() over the training (bytes), the
+last logged training loss, and the loss on 16 held-out examples after training (the same for every recipe).
 
     python bench/throughput.py --list                 # the configurations
     python bench/throughput.py --cases 0-1            # run some; merged into bench/results/throughput.json
@@ -27,10 +27,22 @@ the last logged training loss.
     python bench/throughput.py --quick                # tiny CPU smoke test of the whole script; writes only
                                                       # to --out (default: a temporary file), never results
 
-On the GPU machine (see shared/GPU.md) carry the Unsloth wheel set (.whl2, which has bitsandbytes) and a set
-with this project's small pure-Python dependencies (tomli_w, platformdirs), install both into /tmp/site and
-run one or two configurations per command: a 7B configuration takes several minutes per recipe.
-Without CUDA (and without --quick) it says so and writes nothing: results are measured, never made up.
+On the GPU machine (see shared/GPU.md), with the Unsloth wheel set (which has bitsandbytes) and this project's
+two small pure-Python dependencies the machine lacks, prepared once here:
+
+    /work/shared/bench/unsloth_wheels.sh .whl2
+    python3 -m pip download -q --no-deps --only-binary=:all: -d .whl3 tomli_w platformdirs
+    grep -qx /.whl3/ .git/info/exclude || echo /.whl3/ >> .git/info/exclude
+
+each device command (carry .whl2 and .whl3; the results file travels with the working tree, so slices merge):
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl2/*.whl .whl3/*.whl \
+      && export PYTHONPATH=/tmp/site:$PWD && python3 -m pytest -q tests/test_packing.py -k cuda \
+      && python3 bench/throughput.py --cases 0-1; cp bench/results/throughput.json $OUT/
+
+then copy the returned throughput.json into bench/results/. One or two configurations fit in a 10-minute
+command (a 7B one: one, or split it with --recipes). Without CUDA (and without --quick) it says so and
+writes nothing: results are measured, never made up.
 """
 from __future__ import annotations
 
@@ -216,17 +228,37 @@ def run_recipe(recipe: str, case: dict, folder: Path, device: str) -> dict:
     timer = _timer(device)
     trainer.add_callback(timer)
     trainer.train()
+    heldout = heldout_loss(model, make_examples(dict(case, seed=case["seed"] + 1), 16), device)
     warm, timed = case["warmup_steps"], case["timed_steps"]
     seconds = timer.ends[warm + timed] - timer.ends[warm]
     tokens = sum(counter.tokens[warm:warm + timed])
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     result = {"tokens_per_s": tokens / seconds, "timed_tokens": tokens, "timed_seconds": seconds,
               "tokens_per_step": tokens / timed, "final_loss": losses[-1] if losses else None, "losses": losses,
+              "heldout_loss": heldout,
               "steps": trainer.state.global_step, **info}
     if device == "cuda":
         result.update(peak_reserved=int(torch.cuda.max_memory_reserved()),
                       peak_allocated=int(torch.cuda.max_memory_allocated()))
     return result
+
+
+def heldout_loss(model, examples, device: str) -> float:
+    """Token-weighted loss on the same held-out examples for every recipe, each example alone (no padding,
+    no packing), through the model's own forward: unlike the last training step's loss, it does not depend on
+    which examples a recipe happened to batch last."""
+    import torch
+    from studio.data.tokenize import IGNORE
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for e in examples:
+            ids = torch.tensor([e.input_ids], device=device)
+            labels = torch.tensor([e.labels], device=device)
+            n = int((labels[:, 1:] != IGNORE).sum())
+            total += float(model(input_ids=ids, labels=labels).loss) * n
+            count += n
+    return total / count
 
 
 def _studio_project(case: dict, checkpointing: bool):
@@ -325,10 +357,12 @@ def measure_case(index: int, case: dict, recipes: list[str], cache: Path, device
         record[f"peak_reserved_{recipe}"] = result.get("peak_reserved")
         record[f"peak_allocated_{recipe}"] = result.get("peak_allocated")
         record[f"final_loss_{recipe}"] = result.get("final_loss")
-        record[f"detail_{recipe}"] = {k: v for k, v in result.items()
-                                      if k not in ("tokens_per_s", "peak_reserved", "peak_allocated", "final_loss")}
+        record[f"heldout_loss_{recipe}"] = result.get("heldout_loss")
+        record[f"detail_{recipe}"] = {k: v for k, v in result.items() if k not in (
+            "tokens_per_s", "peak_reserved", "peak_allocated", "final_loss", "heldout_loss")}
         shown = (f"{result['tokens_per_s']:9.0f} tok/s, peak reserved "
-                 f"{(result.get('peak_reserved') or 0) / 2**30:6.2f} GiB, final loss {result['final_loss']:.4f}"
+                 f"{(result.get('peak_reserved') or 0) / 2**30:6.2f} GiB, final loss {result['final_loss']:.4f}, "
+                 f"held-out loss {result['heldout_loss']:.4f}"
                  if "tokens_per_s" in result else f"failed: {result['error']}")
         print(f"{index:2d} {case['model']:<13} {case['method']:<6} {recipe:<17} {shown}", flush=True)
     _ratios(record)
@@ -345,9 +379,9 @@ def _ratios(r: dict) -> None:
     r["memory_vs_plain"] = ratio(r.get("peak_reserved_studio"), r.get("peak_reserved_plain"))
     r["memory_vs_unsloth"] = ratio(r.get("peak_reserved_studio"), r.get("peak_reserved_unsloth"))
     r["memory_nockpt_vs_plain"] = ratio(r.get("peak_reserved_studio_nockpt"), r.get("peak_reserved_plain"))
-    r["loss_diff_vs_plain"] = (round(r["final_loss_studio"] - r["final_loss_plain"], 4)
-                               if r.get("final_loss_studio") is not None and r.get("final_loss_plain") is not None
-                               else None)
+    for kind in ("final", "heldout"):
+        a, b = r.get(f"{kind}_loss_studio"), r.get(f"{kind}_loss_plain")
+        r[f"{kind}_loss_diff_vs_plain"] = round(a - b, 4) if a is not None and b is not None else None
 
 
 def _write(path: Path, records: list[dict]) -> None:

@@ -237,3 +237,18 @@ def test_worker_turns_on_checkpointing_only_when_memory_needs_it(tmp_path, tiny_
     events.close()
     logs = [e["message"] for e in read_events(tmp_path / "events.jsonl")]
     assert len(logs) == 2 and "turning on gradient checkpointing" in logs[0] and "CPU offload" in logs[1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="varlen flash attention needs a CUDA GPU")
+def test_cuda_varlen_attention_matches_sdpa_on_a_packed_row():
+    from studio.train import attention
+    assert attention.varlen_available("cuda", torch.bfloat16), "torch.nn.attention.varlen did not check out"
+    attention.register()
+    model = tiny_llama().to("cuda", torch.bfloat16)
+    batch = PackedCollator(with_seq_lens=True)([features(examples([40, 100, 17]))])
+    batch = {k: v.to("cuda") if torch.is_tensor(v) else v for k, v in batch.items()}
+    outputs = {}
+    for name in ("sdpa", attention.NAME):
+        model.config._attn_implementation = name
+        outputs[name] = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
+    assert torch.allclose(outputs["sdpa"], outputs[attention.NAME], atol=3e-2, rtol=3e-2)

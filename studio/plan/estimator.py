@@ -367,7 +367,8 @@ def estimate(config: dict | Shape, project_or_settings) -> Estimate:
     if offload:
         notes.append("Checkpointed layer inputs wait in CPU memory (pinned), not on the GPU.")
     if s.packing:
-        notes.append(f"Packed batches: up to {N:,} real tokens per step in one row, no padding.")
+        notes.append(f"Packed batches: up to {N:,} real tokens per step in one row, no padding; attention by "
+                     "PyTorch's varlen flash kernel, without a mask.")
     if s.masked_attention:
         notes.append("Batches carry a padding mask, so attention uses the memory-efficient SDPA kernel.")
     if not shape.known_family:
