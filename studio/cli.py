@@ -90,28 +90,67 @@ def merge_command(args) -> int:
 
 def print_export_result(result) -> None:
     for quant, path in result.files.items():
-        print(f"  {quant.upper():>7}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        flag = "CHECK FAILED" if quant in result.failed else "ok"
+        print(f"  {quant.upper():>7}: {path} ({path.stat().st_size / 1e6:.1f} MB) {flag}")
     for quant, why in result.failed.items():
-        print(f"  {quant.upper():>7}: FAILED - {why}")
+        if quant not in result.files:
+            print(f"  {quant.upper():>7}: FAILED - {why}")
+    if result.parity:
+        print(f"\n  {'type':>7}  {'tokens':>6}  {'top-1':>6}  {'mean KL':>8}  {'ppl':>7}  verdict")
+        for quant, check in result.parity.items():
+            print(f"  {quant.upper():>7}  {'same' if check['tokenization_ok'] else 'DIFFER':>6}  {check['top1']:6.1%}  "
+                  f"{check['mean_kl']:8.4f}  {check['ppl_ratio'] - 1:+7.2%}  "
+                  f"{'passed' if check['passed'] else 'FAILED'} ({check['rule']})")
+    if result.preflight:
+        for warning in result.preflight.warnings:
+            print(f"  Note: {warning}")
+    for line in result.handoff:
+        print(f"  {line}")
     if result.modelfile:
         print(f"  Ollama Modelfile: {result.modelfile}")
+    if result.report_path:
+        print(f"  Report: {result.report_path}")
+
+
+def print_export_plan(preflight) -> None:
+    """What will be written and how big, before anything is."""
+    from studio.export.preflight import gigabytes
+
+    sys.stderr.write(f"Model: {preflight.architecture}, tokenizer {preflight.tokenizer}\n")
+    for quant, size in preflight.sizes.items():
+        sys.stderr.write(f"  {quant.upper():>7}: about {gigabytes(size)}\n")
+    sys.stderr.write(f"  Disk: needs about {gigabytes(preflight.needed_bytes)}, {gigabytes(preflight.free_bytes)} free\n")
 
 
 def export_command(args) -> int:
     from studio.export import export_run
+    from studio.export.adapter import export_adapter
+    from studio.export.preflight import preflight_export
+    from studio.train.runs import load_run_project
 
-    quants = [q.strip().lower() for q in args.quant.split(",")] if args.quant else None
-    if quants:
-        from studio.project import QUANT_TYPES
-        bad = [q for q in quants if q not in QUANT_TYPES]
-        if bad:
-            raise StudioError(f"--quant {bad[0]!r} is not a type we export; choose from {', '.join(QUANT_TYPES)}.")
-    result = export_run(Path(args.run_dir), quants, Bar("Exporting"))
+    run_dir = Path(args.run_dir)
+    quants = [q.strip().lower() for q in args.quant.split(",") if q.strip()] if args.quant else None
+    out_dir = Path(args.out) if args.out else None
+    adapter = export_adapter(run_dir, out_dir, args.overwrite, Bar("Adapter")) if args.adapter else None
+    if args.adapter and not quants:  # --adapter alone: only the adapter, for users who keep the base
+        print(json.dumps({"adapter": str(adapter)}, indent=2) if args.json else f"  LoRA adapter GGUF: {adapter}")
+        return EXIT_OK
+    quants = quants or load_run_project(run_dir).export.quant
+    preflight = preflight_export(run_dir, quants, out_dir, args.overwrite)
+    if preflight.ok and not args.json:
+        print_export_plan(preflight)
+    result = export_run(run_dir, quants, Bar("Exporting"), out_dir=out_dir, ollama=args.ollama,
+                        lmstudio=args.lmstudio, overwrite=args.overwrite, check=not args.no_check)
     if args.json:
         print(json.dumps({"files": {q: str(p) for q, p in result.files.items()},
+                          "adapter": str(adapter) if adapter else None,
                           "modelfile": str(result.modelfile) if result.modelfile else None,
-                          "failed": result.failed}, indent=2))
+                          "failed": result.failed, "parity": result.parity, "handoff": result.handoff,
+                          "warnings": result.preflight.warnings, "seconds": result.seconds,
+                          "report": str(result.report_path)}, indent=2, ensure_ascii=False))
     else:
+        if adapter:
+            print(f"  LoRA adapter GGUF: {adapter}")
         print_export_result(result)
     return EXIT_FAILED if result.failed else EXIT_OK
 
@@ -204,9 +243,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.set_defaults(func=merge_command)
 
-    p = sub.add_parser("export", help="export a run to GGUF files and an Ollama Modelfile")
+    p = sub.add_parser("export", help="export a run to GGUF files, check them, write an Ollama Modelfile")
     p.add_argument("run_dir")
     p.add_argument("--quant", help="comma-separated types, e.g. f16,q8_0,q4_k_m (default: the project's)")
+    p.add_argument("--out", help="output folder (default: the project's, else the run's export/)")
+    p.add_argument("--ollama", action="store_true", help="register the model with `ollama create`")
+    p.add_argument("--lmstudio", action="store_true", help="place the files in LM Studio's models folder")
+    p.add_argument("--adapter", action="store_true",
+                   help="export the LoRA adapter as a llama.cpp adapter GGUF (alone unless --quant is given)")
+    p.add_argument("--overwrite", action="store_true", help="replace files an earlier export left there")
+    p.add_argument("--no-check", action="store_true", help="skip the parity check against the merged model")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=export_command)
 
