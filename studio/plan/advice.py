@@ -28,7 +28,8 @@ ADVICE = {
                "longest typical example; longer examples are cut at the end."),
     "batch": ("Batch size is examples per step on the GPU; gradient accumulation adds steps before each "
               "update. Their product is the effective batch: 8-32 is usual. Lower the batch and raise "
-              "accumulation to save memory without changing the result."),
+              "accumulation to save memory without changing the result. With packing, a step holds up to "
+              "batch size x cutoff tokens, so it fits more short examples."),
     "gradient_checkpointing": ("Gradient checkpointing keeps only each layer's input and recomputes the rest "
                                "during the backward pass: much less activation memory, about 30% slower."),
     "offload_checkpoints": ("Offloading checkpoints keeps the layer inputs that checkpointing saves in CPU memory "
