@@ -8,7 +8,7 @@ import threading
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal
 
 from studio.errors import Cancelled, StudioError
 
@@ -30,6 +30,14 @@ class Task(QObject):
         self._thread.finished.connect(self.finished)
 
     def start(self) -> None:
+        # Held here until finished: a QThread destroyed while running aborts the whole process, and a page
+        # may drop its reference to a task it no longer cares about.
+        _RUNNING.add(self)
+        self._thread.finished.connect(self._forget)  # a bound slot: runs on the GUI thread, queued
+        app = QCoreApplication.instance()
+        if app is not None and not app.property("tasks_hooked"):
+            app.setProperty("tasks_hooked", True)
+            app.aboutToQuit.connect(stop_all)
         self._thread.start()
 
     def cancel(self) -> None:
@@ -40,6 +48,10 @@ class Task(QObject):
 
     def wait(self, ms: int = 30_000) -> bool:
         return self._thread.wait(ms)
+
+    def _forget(self) -> None:
+        self._thread.wait()  # `finished` comes just before the thread truly ends
+        _RUNNING.discard(self)
 
     def _run(self) -> None:
         try:
@@ -59,6 +71,17 @@ class Task(QObject):
                 self.cancelled_.emit()
             else:
                 self.succeeded.emit(result)
+
+
+_RUNNING: set[Task] = set()
+
+
+def stop_all(ms: int = 30_000) -> None:
+    """Cancel every running task and wait for it (on quit), so no thread outlives the application."""
+    for task in list(_RUNNING):
+        task.cancel()
+    for task in list(_RUNNING):
+        task.wait(ms)
 
 
 class _Thread(QThread):
