@@ -239,6 +239,23 @@ def test_worker_turns_on_checkpointing_only_when_memory_needs_it(tmp_path, tiny_
     assert len(logs) == 2 and "turning on gradient checkpointing" in logs[0] and "CPU offload" in logs[1]
 
 
+def test_varlen_attention_is_used_only_where_it_applies():
+    from studio.project import Project
+    from studio.train import attention
+    assert attention.pick(Project(), "cpu", torch.float32) == "sdpa"  # flash kernels are CUDA-only
+
+    class Layer(torch.nn.Module):
+        num_key_value_groups = 2
+        is_causal = True
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(1, 4, 10, 16), torch.randn(1, 2, 10, 16), torch.randn(1, 2, 10, 16)
+    out, _ = attention.varlen_attention(Layer(), q, k, v, None, scaling=0.25)  # no sequence lengths: plain SDPA
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1),
+                                                           is_causal=True, scale=0.25).transpose(1, 2)
+    assert torch.allclose(out, ref, atol=1e-6)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="varlen flash attention needs a CUDA GPU")
 def test_cuda_varlen_attention_matches_sdpa_on_a_packed_row():
     from studio.train import attention
