@@ -38,8 +38,8 @@ two small pure-Python dependencies the machine lacks, prepared once here:
 each device command (carry .whl2 and .whl3; the results file travels with the working tree, so slices merge):
 
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl2/*.whl .whl3/*.whl \
-      && export PYTHONPATH=/tmp/site:$PWD && python3 -m pytest -q tests/test_packing.py -k cuda \
-      && python3 bench/throughput.py --cases 0-1; cp bench/results/throughput.json $OUT/
+      && export PYTHONPATH=/tmp/site:$PWD; python3 -m pytest -q tests/test_packing.py -k cuda; \
+      python3 bench/throughput.py --cases 0-1; cp bench/results/throughput.json $OUT/
 
 then copy the returned throughput.json into bench/results/. One or two configurations fit in a 10-minute
 command (a 7B one: one, or split it with --recipes). Without CUDA (and without --quick) it says so and
