@@ -254,6 +254,17 @@ def test_varlen_attention_is_used_only_where_it_applies():
     ref = torch.nn.functional.scaled_dot_product_attention(q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1),
                                                            is_causal=True, scale=0.25).transpose(1, 2)
     assert torch.allclose(out, ref, atol=1e-6)
+    # a packed row the kernel cannot take (here: a sliding window) is attended one example at a time
+    Layer.sliding_window = 4096
+    packed, _ = attention.varlen_attention(Layer(), q, k, v, None, scaling=0.25,
+                                           cu_seq_lens_q=torch.tensor([0, 4, 10]), max_length_q=6)
+    second = torch.nn.functional.scaled_dot_product_attention(
+        q[:, :, 4:], k[:, :, 4:].repeat_interleave(2, 1), v[:, :, 4:].repeat_interleave(2, 1), is_causal=True,
+        scale=0.25).transpose(1, 2)
+    assert torch.allclose(packed[:, :4], ref[:, :4], atol=1e-6) and torch.allclose(packed[:, 4:], second, atol=1e-6)
+    assert not attention._plain_attention({"layer_types": ["sliding_attention", "full_attention"]})
+    assert not attention._plain_attention({"attn_logit_softcapping": 50.0})
+    assert attention._plain_attention({"sliding_window": 32768, "use_sliding_window": False})
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="varlen flash attention needs a CUDA GPU")

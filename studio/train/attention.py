@@ -7,8 +7,9 @@ lengths instead (the collator's `cu_seq_lens_q`) and computes only each example'
 
 It is registered with transformers under the name "studio_varlen". Its signature has changed between PyTorch
 releases, so `varlen_available()` checks it against SDPA on a small packed input before the trainer uses it;
-anything that does not match exactly keeps SDPA. Without the sequence lengths (evaluation batches that are not
-packed, generation) each call falls back to SDPA.
+anything that does not match exactly keeps SDPA, and `pick` keeps SDPA for models whose attention is not plain
+causal. Without the sequence lengths (batches that are not packed) a call is ordinary SDPA; a packed row the
+kernel call cannot take (attention dropout, soft-capping) runs SDPA one example at a time, never across them.
 """
 from __future__ import annotations
 
@@ -28,18 +29,20 @@ def varlen_attention(module, query, key, value, attention_mask, dropout=0.0, sca
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    plain = (cu_seq_lens_q is not None and attention_mask is None and dropout == 0.0
-             and kwargs.get("softcap") is None and kwargs.get("sliding_window") is None
-             and getattr(module, "sliding_window", None) is None
-             and query.shape[2] == key.shape[2])
-    if not plain:
+    if cu_seq_lens_q is None:  # not a packed row: ordinary (causal or masked) SDPA
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    fn, params = _varlen_fn()
     batch, heads, seq, dim = query.shape
-    q = query.transpose(1, 2).reshape(batch * seq, heads, dim)
-    k = key.transpose(1, 2).reshape(batch * seq, key.shape[1], dim)
-    v = value.transpose(1, 2).reshape(batch * seq, value.shape[1], dim)
+    special = (batch != 1 or attention_mask is not None or dropout != 0.0 or kwargs.get("softcap") is not None
+               or kwargs.get("sliding_window") is not None or getattr(module, "sliding_window", None) is not None)
+    fn, params = (None, set()) if special else _varlen_fn()
+    if special or ("scale" not in params and scaling is not None and abs(scaling - dim ** -0.5) > 1e-6):
+        # something the kernel call below does not do: SDPA one example at a time
+        return _per_example(sdpa_attention_forward, module, query, key, value, cu_seq_lens_q, dropout, scaling,
+                            kwargs)
+    q = query.transpose(1, 2).reshape(seq, heads, dim)
+    k = key.transpose(1, 2).reshape(seq, key.shape[1], dim)
+    v = value.transpose(1, 2).reshape(seq, value.shape[1], dim)
     extra = {}
     if k.shape[1] != heads:
         if "enable_gqa" in params:
@@ -53,12 +56,18 @@ def varlen_attention(module, query, key, value, attention_mask, dropout=0.0, sca
         extra["is_causal"] = True
     if "scale" in params:
         extra["scale"] = scaling
-    elif scaling is not None and abs(scaling - dim ** -0.5) > 1e-6:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
     cu = cu_seq_lens_q.to(device=q.device, dtype=torch.int32)
     out = fn(q, k, v, cu, cu, int(max_length_q), int(max_length_q), **extra)
-    return out.reshape(batch, seq, heads, dim), None
+    return out.reshape(1, seq, heads, dim), None
+
+
+def _per_example(sdpa, module, query, key, value, cu_seq_lens, dropout, scaling, kwargs):
+    """Causal SDPA over each example of a packed row separately: never attends across examples."""
+    import torch
+    bounds = cu_seq_lens.tolist()
+    parts = [sdpa(module, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None, dropout=dropout,
+                  scaling=scaling, **kwargs)[0] for a, b in zip(bounds, bounds[1:])]
+    return torch.cat(parts, dim=1), None
 
 
 def register() -> None:
@@ -66,12 +75,21 @@ def register() -> None:
     AttentionInterface.register(NAME, varlen_attention)
 
 
-def pick(project, device: str, dtype) -> str:
-    """The attention implementation the trainer uses: varlen for packed rows on CUDA when it checks out."""
-    if project.train.packing and varlen_available(device, dtype):
+def pick(project, device: str, dtype, config: dict | None = None) -> str:
+    """The attention implementation the trainer uses: varlen for packed rows on CUDA when it checks out and the
+    model's attention is plain causal (no sliding window, no soft-capping, no attention dropout)."""
+    if project.train.packing and _plain_attention(config or {}) and varlen_available(device, dtype):
         register()
         return NAME
     return "sdpa"
+
+
+def _plain_attention(config: dict) -> bool:
+    layer_types = config.get("layer_types") or []
+    sliding = (any(t != "full_attention" for t in layer_types) if layer_types
+               else config.get("sliding_window") is not None and config.get("use_sliding_window", True))
+    return (not sliding and config.get("attn_logit_softcapping") is None
+            and not config.get("attention_dropout", 0.0))
 
 
 def varlen_available(device: str, dtype) -> bool:

@@ -8,6 +8,7 @@ in plain words with the fix the app can apply, and a non-zero exit code.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -43,7 +44,8 @@ def load_model(project, model_dir: Path, device: str, precision: str):
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     method = project.method.method
-    kwargs = {"dtype": dtype, "attn_implementation": attention.pick(project, device, dtype)}
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    kwargs = {"dtype": dtype, "attn_implementation": attention.pick(project, device, dtype, config)}
     if method == "qlora":
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -72,8 +74,6 @@ def load_model(project, model_dir: Path, device: str, precision: str):
 
 def planned_reserved_bytes(project, model_dir: Path) -> int | None:
     """The planner's estimate of peak reserved memory, to show beside the measured one."""
-    import json
-
     from studio.plan import estimate
     try:
         return estimate(json.loads((model_dir / "config.json").read_text(encoding="utf-8")), project).reserved_bytes
@@ -84,8 +84,6 @@ def planned_reserved_bytes(project, model_dir: Path) -> int | None:
 def fit_checkpointing(project, model_dir: Path, events: EventWriter, gpu=None) -> None:
     """Turn gradient checkpointing on, then its CPU offload, when the planner says the run would not fit the
     GPU's free memory otherwise. Only ever turns them on: a run that fits keeps the faster settings."""
-    import json
-
     from studio.plan import PlanSettings, detect_gpu, estimate
     try:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
