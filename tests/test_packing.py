@@ -82,6 +82,23 @@ def test_examples_in_one_row_do_not_attend_to_each_other(attn):
     assert torch.allclose(out1[7:16], alone, atol=1e-5)  # B in the row is B on its own
 
 
+def test_packing_is_checked_on_the_real_model():
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from studio.train.trainer import packing_isolates_examples
+    model = tiny_llama()
+    assert packing_isolates_examples(model, with_seq_lens=False)
+    assert model.training  # the check leaves the model as it found it
+
+    def causal_over_whole_row(module, q, k, v, mask, **kwargs):  # an attention that ignores packing
+        return sdpa_attention_forward(module, q, k, v, None, **kwargs)
+
+    AttentionInterface.register("causal_over_whole_row", causal_over_whole_row)
+    model.config._attn_implementation = "causal_over_whole_row"
+    assert not packing_isolates_examples(model, with_seq_lens=False)
+
+
 def _loss_and_grads(model, batch, lean):
     model.zero_grad()
     inputs = {k: v for k, v in batch.items() if k != "labels"}

@@ -34,6 +34,30 @@ def schedule(project, batches: int) -> tuple[int, int, int]:
     return steps, eval_every, save_every
 
 
+def packing_isolates_examples(model, with_seq_lens: bool) -> bool:
+    """Check on the real model that examples packed in one row cannot see each other: the second example's
+    logits in the row [A, B] must be B's logits alone. A few tokens, two forward passes."""
+    import torch
+
+    device = next(model.parameters()).device
+    a, b = [5, 6, 7, 8], [9, 10, 11]
+    packed = {"input_ids": torch.tensor([a + b], device=device),
+              "position_ids": torch.tensor([list(range(len(a))) + list(range(len(b)))], device=device)}
+    if with_seq_lens:
+        packed.update(cu_seq_lens_q=torch.tensor([0, 4, 7], dtype=torch.int32, device=device),
+                      cu_seq_lens_k=torch.tensor([0, 4, 7], dtype=torch.int32, device=device),
+                      max_length_q=4, max_length_k=4)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            together = model(**packed, use_cache=False).logits[0, len(a):].float()
+            alone = model(input_ids=torch.tensor([b], device=device), use_cache=False).logits[0].float()
+    finally:
+        model.train(was_training)
+    return bool(((together - alone).abs().max() <= 0.02 * alone.abs().max()).item())
+
+
 def _trainer_class():
     from transformers import Trainer
 
@@ -79,6 +103,8 @@ def build_trainer(project, model, train_examples, eval_examples, pad_token_id: i
     # Training needs no key/value cache, and with one transformers does not look for packed rows in the
     # position ids, so examples in a row would attend to each other.
     base.config.use_cache = False
+    if t.packing and not packing_isolates_examples(model, varlen):
+        t.packing = False  # the caller sees it in project.train.packing and says so
     train_set, collator, per_batch = make_batches(project, train_examples, pad_token_id, with_seq_lens=varlen)
     eval_set = make_batches(project, eval_examples, pad_token_id, varlen)[0] if eval_examples else None
     total, eval_every, save_every = schedule(project, batches_per_epoch(project, train_set))

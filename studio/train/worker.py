@@ -188,8 +188,12 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
         fit_checkpointing(project, model_dir, events)
     torch.manual_seed(project.train.seed)
     model = load_model(project, model_dir, device, precision)
+    packing = project.train.packing
     trainer, total = build_trainer(project, model, data.train, data.eval, tokenizer.pad_token_id, device, precision,
                                    run_dir / "checkpoints")
+    if packing and not project.train.packing:
+        events.emit("log", message="Packing is off for this model: examples packed in one row could see each "
+                                   "other, so batches are padded instead (slower, same result)")
     trainer.add_callback(make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir)))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     batching = (f"packed batches of up to {project.train.batch_size * project.train.max_seq_len} tokens"
