@@ -1,15 +1,301 @@
-"""Stage: Test."""
+"""Stage 5: ask the fine-tuned model and the base model the same question, side by side, both streamed.
+
+The fine-tuned side prefers an exported GGUF of the current run (what users will actually run), else the
+trained adapter on the 16-bit base through transformers. Models load once, on a background Task, and stay
+loaded until the run or the base model changes. The held-out list holds rows the run never trained on,
+each with the dataset's own answer to compare against."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QVBoxLayout
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
+                               QSplitter, QVBoxLayout, QWidget)
 
 from ui.pages import Page
+from ui.tasks import Task
+from ui.widgets.chat_pane import ChatPane
+
+MAX_TOKENS = 200
+HELD_OUT_SHOWN = 30
+GGUF_PREFERENCE = ("q8_0", "f16", "bf16", "q6_k", "q5_k_m", "q4_k_m")  # closest to the trained weights first
+STATUS = -1.0  # a Task progress "fraction" that marks a status line rather than a piece of the answer
+
+
+def exported_gguf(run_dir: Path) -> Path | None:
+    """The run's exported GGUF that is closest to the trained weights, if there is one."""
+    files = sorted((Path(run_dir) / "export").glob("*.gguf"))
+    for quant in GGUF_PREFERENCE:
+        match = next((f for f in files if f.stem.lower().endswith("-" + quant)), None)
+        if match:
+            return match
+    return files[0] if files else None
+
+
+def tuned_source(run_dir: Path | None) -> tuple[str, str] | None:
+    """("gguf"|"hf", what to load) for the fine-tuned side, or None when the run has no trained weights."""
+    from studio.train.runs import trained_weights_dir
+
+    if run_dir is None:
+        return None
+    gguf = exported_gguf(run_dir)
+    if gguf:
+        return "gguf", str(gguf)
+    weights = trained_weights_dir(run_dir)
+    return ("hf", str(weights)) if weights else None
+
+
+def load_chat(kind: str, what: str, base_name: str):
+    """A chat object: a GGUF in llama.cpp, an adapter on its base, a whole model folder (full fine-tune or base)."""
+    from studio.chat import GgufChat, HfChat
+    from studio.models import resolve_model
+
+    if kind == "gguf":
+        return GgufChat(Path(what))
+    folder = Path(what)
+    if (folder / "adapter_config.json").is_file():
+        return HfChat(resolve_model(base_name), folder)
+    return HfChat(folder)
 
 
 class TestPage(Page):
     title = "Test"
     icon = "test.svg"
+    __test__ = False  # its name starts with "Test", but it is not a pytest test class
 
     def __init__(self, studio):
         super().__init__(studio)
-        QVBoxLayout(self).addWidget(QLabel("Test"))
+        self.chats: dict[tuple, object] = {}  # (kind, what) -> loaded chat object, kept between questions
+        self._chats_lock = threading.Lock()
+        self.tasks: dict[str, Task] = {}  # side -> the Task answering now
+        self.examples = []
+        self._examples_task = None
+        self._examples_for = None  # the run whose held-out examples are listed
+
+        heading = QLabel("Test")
+        heading.setProperty("role", "heading")
+        self.hint = QLabel("")
+        self.hint.setProperty("role", "hint")
+        self.hint.setWordWrap(True)
+
+        self.held_out = QListWidget()
+        self.held_out.setWordWrap(True)
+        self.held_out.setToolTip("Rows of your data the run never trained on (the eval split). Click one to ask "
+                                 "both models and see the answer your data gives.")
+        self.held_out.itemClicked.connect(self._example_clicked)
+        self.reference = QLabel("")
+        self.reference.setWordWrap(True)
+        self.reference.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(QLabel("Held-out examples"))
+        left_layout.addWidget(self.held_out, 1)
+        left_layout.addWidget(self.reference)
+
+        self.tuned = ChatPane("Fine-tuned model")
+        self.base = ChatPane("Base model")
+        self.panes = {"tuned": self.tuned, "base": self.base}
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(self.tuned)
+        splitter.addWidget(self.base)
+        splitter.setSizes([260, 400, 400])
+
+        self.prompt = QLineEdit()
+        self.prompt.setPlaceholderText("Ask both models something… (Enter)")
+        self.prompt.returnPressed.connect(self.ask_prompt)
+        self.ask_button = QPushButton("Ask both")
+        self.ask_button.clicked.connect(self.ask_prompt)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop generating (Esc)")
+        self.stop_button.clicked.connect(self.stop)
+        QShortcut(QKeySequence("Escape"), self, activated=self.stop)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Clear both conversations")
+        self.clear_button.clicked.connect(self.clear)
+        ask_row = QHBoxLayout()
+        ask_row.addWidget(self.prompt, 1)
+        for button in (self.ask_button, self.stop_button, self.clear_button):
+            ask_row.addWidget(button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 16, 16, 16)
+        layout.setSpacing(8)
+        layout.addWidget(heading)
+        layout.addWidget(self.hint)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(ask_row)
+        studio.run_changed.connect(self._run_changed)
+        studio.busy_changed.connect(lambda busy: self._update_buttons())
+        self._update_buttons()
+
+    # --- page protocol --------------------------------------------------------------------------------
+    def readiness(self) -> tuple[bool, str]:
+        source = tuned_source(self.studio.run_dir) if not self.studio.busy else None
+        if source is None:
+            return False, "train a run first"
+        return True, "GGUF ready to chat" if source[0] == "gguf" else "adapter ready to chat"
+
+    def load_project(self) -> None:
+        self._run_changed(self.studio.run_dir)
+
+    # --- run and models -------------------------------------------------------------------------------
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._examples_for != self.studio.run_dir:
+            self._load_examples()
+
+    def _run_changed(self, run_dir) -> None:
+        self._describe_sources()
+        self.held_out.clear()
+        self.reference.setText("")
+        self.examples = []
+        self._examples_for = None
+        # Only while the page is shown: reading the data imports libraries on a thread, which would hold
+        # Python's lock and stall the window during training.
+        if self.isVisible():
+            self._load_examples()
+
+    def _load_examples(self) -> None:
+        run_dir = self.studio.run_dir
+        if run_dir is None or self.studio.busy:
+            return
+        self._examples_for = run_dir
+
+        def work(progress, cancelled):
+            from studio.heldout import held_out_examples
+            return held_out_examples(run_dir, HELD_OUT_SHOWN)
+
+        self._examples_task = Task(work, self)
+        self._examples_task.succeeded.connect(self._show_examples)
+        self._examples_task.failed.connect(lambda message: self.reference.setText(message))
+        self._examples_task.start()
+
+    def _show_examples(self, examples) -> None:
+        self.held_out.clear()
+        self.examples = examples
+        for example in examples:
+            item = QListWidgetItem(example.question)
+            item.setToolTip(example.where)
+            self.held_out.addItem(item)
+        if not examples:
+            self.held_out.addItem("(this run holds no examples out: set an eval fraction on the Data page)")
+
+    def _describe_sources(self) -> None:
+        source = tuned_source(self.studio.run_dir)
+        if source is None:
+            self.tuned.source.setText("No trained run yet: train one on the Train page.")
+        elif source[0] == "gguf":
+            self.tuned.source.setText(f"Exported GGUF in llama.cpp: {Path(source[1]).name}")
+        else:
+            self.tuned.source.setText(f"Trained weights of run {Path(source[1]).parent.name} via transformers "
+                                      "(export to chat with the GGUF)")
+        self.base.source.setText(f"{self.project.model.name} via transformers")
+        system = self.project.data.system_prompt
+        self.hint.setText("Both models get the same question" +
+                          (f" and the project's system prompt: “{system}”." if system else
+                           " (no system prompt is set on the Data page).") +
+                          " Answers are greedy (temperature 0), so a difference comes from the training.")
+
+    def _sources(self) -> dict[str, tuple]:
+        sources = {"base": ("hf", self.project.model.name)}
+        tuned = tuned_source(self.studio.run_dir)
+        if tuned:
+            sources["tuned"] = tuned
+        return sources
+
+    def _chat(self, key: tuple, base_name: str):
+        """The loaded model for `key`, loading it on first use (called on a Task's thread)."""
+        with self._chats_lock:
+            if key not in self.chats:
+                kind, what = key
+                if kind == "hf" and what == base_name:
+                    from studio.models import resolve_model
+                    what = str(resolve_model(base_name))
+                self.chats[key] = load_chat(kind, what, base_name)
+            return self.chats[key]
+
+    # --- asking ---------------------------------------------------------------------------------------
+    def ask_prompt(self) -> None:
+        question = self.prompt.text().strip()
+        if not question or self.generating:
+            return
+        self.prompt.clear()
+        messages = []
+        if self.project.data.system_prompt:
+            messages.append({"role": "system", "content": self.project.data.system_prompt})
+        messages.append({"role": "user", "content": question})
+        self.reference.setText("")
+        self.ask(messages, question)
+
+    def _example_clicked(self, item) -> None:
+        row = self.held_out.row(item)
+        if row >= len(self.examples) or self.generating:
+            return
+        example = self.examples[row]
+        self.reference.setText(f"Answer in your data ({example.where}):\n{example.reference}")
+        self.ask(example.messages, example.question)
+
+    def ask(self, messages: list[dict], question: str) -> None:
+        """Both models answer `messages`, each streaming into its pane from its own Task."""
+        base_name = self.project.model.name
+        for side, key in self._sources().items():
+            pane = self.panes[side]
+            pane.ask(question)
+            task = Task(self._answer_work(key, base_name, messages), self)
+            task.progress.connect(lambda text, fraction, p=pane: p.note(text) if fraction == STATUS else p.add(text))
+            task.failed.connect(lambda message, p=pane: p.note(message))
+            task.cancelled_.connect(lambda p=pane: p.note("stopped"))
+            task.finished.connect(lambda s=side: self._answer_done(s))
+            self.tasks[side] = task
+            task.start()
+        if "tuned" not in self.tasks:
+            self.tuned.ask(question)
+            self.tuned.note("no trained run yet")
+        self._update_buttons()
+
+    def _answer_work(self, key, base_name, messages):
+        def work(progress, cancelled):
+            if key not in self.chats:
+                progress("loading the model…", STATUS)
+            chat = self._chat(key, base_name)
+            for piece in chat.stream(messages, max_tokens=MAX_TOKENS):
+                if cancelled():
+                    break
+                progress(piece, 1.0)
+        return work
+
+    def _answer_done(self, side: str) -> None:
+        self.tasks.pop(side, None)
+        self._update_buttons()
+
+    @property
+    def generating(self) -> bool:
+        return bool(self.tasks)
+
+    def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+
+    def clear(self) -> None:
+        self.stop()
+        for pane in self.panes.values():
+            pane.clear()
+        self.reference.setText("")
+
+    def _update_buttons(self) -> None:
+        idle = not self.generating
+        self.ask_button.setEnabled(idle)
+        self.held_out.setEnabled(idle)
+        self.stop_button.setEnabled(not idle)
+        self._describe_sources()
+
+    def shutdown(self) -> None:
+        for task in list(self.tasks.values()):
+            task.cancel()
+            task.wait(10_000)
+        if self._examples_task is not None:
+            self._examples_task.wait(5_000)
