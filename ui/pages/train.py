@@ -125,6 +125,7 @@ class TrainPage(Page):
         splitter.addWidget(self.log)
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([480, 120])
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QTimer
-from PySide6.QtWidgets import QGridLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
 
 from ui.theme import COLORS
 
 REDRAW_MS = 100
-SMOOTHING = 0.8  # weight of the past in the loss EMA (the TensorBoard convention)
+SMOOTHING = 0.6  # weight of the past in the loss EMA (TensorBoard's default)
 
 
 def smoothed(values: list[float], weight: float = SMOOTHING) -> list[float]:
@@ -58,8 +58,8 @@ class TrainingPlots(QWidget):
 
         self.loss_plot = self._plot(grid, 0, 0, "Loss", colspan=4)
         self.loss_plot.addLegend(offset=(-10, 10))
-        self.raw_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=4, symbolPen=None,
-                                             symbolBrush=pg.mkColor(COLORS["train"] + "70"), name="train (raw)")
+        self.raw_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=5, symbolPen=None,
+                                             symbolBrush=pg.mkColor(COLORS["train"] + "90"), name="train (raw)")
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen(COLORS["train"], width=2), name="train (smoothed)")
         self.eval_curve = self.loss_plot.plot(pen=pg.mkPen(COLORS["eval"], width=1.5), symbol="o", symbolSize=7,
                                               symbolBrush=COLORS["eval"], symbolPen=None, name="eval")
@@ -87,7 +87,9 @@ class TrainingPlots(QWidget):
 
     def _plot(self, grid: QGridLayout, row: int, col: int, title: str, colspan: int = 1) -> pg.PlotItem:
         widget = pg.PlotWidget(title=title)
-        widget.setMinimumHeight(120)
+        widget.setMinimumSize(120, 120)
+        # The chart's own size hint grows with its title and tick labels; let the grid share the width instead.
+        widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
         grid.addWidget(widget, row, col, 1, colspan)
         plot = widget.getPlotItem()
         plot.setMenuEnabled(False)
@@ -160,7 +162,7 @@ class TrainingPlots(QWidget):
                 self.estimate_line.setValue(self.estimate_bytes / 1e9)
             self.estimate_line.setVisible(bool(self.estimate_bytes))
             self.memory_plot.setTitle("GPU memory (GB)" if self.memory.steps or self.estimate_bytes
-                                      else "GPU memory (no GPU in use)")
+                                      else "GPU memory: no GPU")
 
     def _apply_palette(self) -> None:
         palette = self.palette()
