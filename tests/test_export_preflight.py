@@ -108,3 +108,10 @@ def test_export_refuses_before_writing_anything(run_dir):
     with pytest.raises(ExportError, match="nothing was written.*TinyBrainForCausalLM"):
         export_run(run_dir, ["q8_0"])
     assert not (run_dir / "export").exists()
+
+
+def test_k_quant_fallback_is_announced_for_odd_widths(run_dir):
+    assert not preflight_export(run_dir, ["q4_k_m"]).warnings  # width 256: real K-quants
+    edit_json(run_dir / "merged" / "config.json", hidden_size=576)  # SmolLM2-135M's width
+    warnings = preflight_export(run_dir, ["q4_k_m", "q8_0"]).warnings
+    assert any("(576) is not a multiple of 256" in w and "Q4_K_M" in w for w in warnings)

@@ -155,6 +155,17 @@ def check_chat_template(tokenizer_dir: Path, report: Preflight) -> None:
                                "the Modelfile uses a plain prompt: edit its TEMPLATE before `ollama create`.")
 
 
+def check_k_quant_fallback(model_dir: Path, quants: list[str], report: Preflight) -> None:
+    """K-quants pack rows in blocks of 256; llama.cpp stores rows of any other width in an older type."""
+    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    width = config.get("text_config", config).get("hidden_size", 0)
+    k_quants = [q.upper() for q in quants if "_k" in q]
+    if k_quants and width % 256:
+        report.warnings.append(f"This model's width ({width}) is not a multiple of 256, so llama.cpp stores most "
+                               f"tensors of {', '.join(k_quants)} in Q5_0/Q5_1/Q8_0 instead: the files come out "
+                               "larger than the size estimates and closer to each other than their names suggest.")
+
+
 def check_targets(targets: list[Path], overwrite: bool, report: Preflight) -> None:
     existing = [path for path in targets if path.exists()]
     if existing and not overwrite:
@@ -191,6 +202,7 @@ def preflight_export(run_dir: Path, quants: list[str], out_dir: Path | None = No
     report.targets = targets["gguf"]
     check_targets([*targets["gguf"].values(), targets["modelfile"]], overwrite, report)
 
+    check_k_quant_fallback(model_dir, quants, report)
     parameters = parameter_count(model_dir)
     report.sizes = {q: estimated_size(parameters, q) for q in quants}
     needed = sum(report.sizes.values())
