@@ -144,3 +144,22 @@ def test_train_stop_resume_export_and_chat(qtbot, tmp_path, tiny_model_dir, samp
     qtbot.waitUntil(lambda: not test.generating, timeout=LONG)
     window.studio.dirty = False
     window.close()
+
+
+def test_out_of_memory_is_explained_and_its_fix_goes_into_the_project(qtbot, tmp_path, tiny_model_dir, sample_data):
+    from studio.train.worker import explain_oom
+
+    project = tiny_project(tmp_path, tiny_model_dir, sample_data)
+    project.train.batch_size, project.train.grad_accumulation = 8, 1
+    window = MainWindow(project)
+    qtbot.addWidget(window)
+    train = window.page(TrainPage)
+    message, fix = explain_oom(project)  # the worker's own words and fix for a CUDA out-of-memory error
+    train.on_event({"type": "error", "step": 3, "kind": "out_of_memory", "message": message, "fix": fix})
+    assert not train.problem.isHidden() and "ran out of memory" in train.problem_text.text()
+    assert not train.fix_button.isHidden()
+    qtbot.mouseClick(train.fix_button, Qt.MouseButton.LeftButton)
+    assert (window.studio.project.train.batch_size, window.studio.project.train.grad_accumulation) == (4, 2)
+    assert window.studio.dirty and "Applied to the project" in train.problem_text.text()
+    assert train.fix_button.isHidden()
+    window.studio.dirty = False

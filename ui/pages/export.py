@@ -67,6 +67,31 @@ def checks(run_dir: Path, quants: list[str], out_dir: Path | None, overwrite: bo
     return parameters, preflight_export(run_dir, quants, out_dir=out_dir, overwrite=overwrite)
 
 
+def earlier_export(run_dir: Path, out_dir: Path | None):
+    """The run's last export as an ExportResult, read back from its report.json (None when there is none, or
+    its files are gone), so reopening the app shows what is already on disk."""
+    import json
+
+    from studio.export import ExportResult
+
+    report_path = Path(out_dir or Path(run_dir) / "export") / "report.json"
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = {quant: Path(info["path"]) for quant, info in report.get("files", {}).items()
+             if Path(info["path"]).is_file()}
+    if not files:
+        return None
+    modelfile = report.get("modelfile")
+    result = ExportResult(files=files, modelfile=Path(modelfile) if modelfile else None,
+                          failed=report.get("failed") or {})
+    result.parity = report.get("parity") or {}
+    result.report_path = report_path
+    result.handoff = report.get("handoff") or []
+    return result
+
+
 class ExportPage(Page):
     title = "Export"
     icon = "export.svg"
@@ -230,6 +255,9 @@ class ExportPage(Page):
 
     def _run_changed(self) -> None:
         run = self.studio.run_dir
+        if self.task is None:  # not while exporting: the result of this export is on its way
+            self.result = earlier_export(run, self.out_dir) if run else None
+            self._show_result(self.result)
         self.hint.setText(f"Exports run {run.name}: merges the trained weights into the 16-bit base model, "
                           "converts it to GGUF with llama.cpp's converter, quantizes each chosen type, and "
                           "checks each file against the trained model." if run else
@@ -356,6 +384,7 @@ class ExportPage(Page):
         report = getattr(result, "report_path", None)
         if report:
             lines.append(f"Export report: {report}")
+        lines += getattr(result, "handoff", None) or []
         self.modelfile.setText("\n".join(lines))
 
     @staticmethod

@@ -149,6 +149,7 @@ class TestPage(Page):
             self._load_examples()
 
     def _run_changed(self, run_dir) -> None:
+        self._release_unused_models()
         self._describe_sources()
         self.held_out.clear()
         self.reference.setText("")
@@ -217,6 +218,17 @@ class TestPage(Page):
                     what = str(resolve_model(base_name))
                 self.chats[key] = load_chat(kind, what, base_name)
             return self.chats[key]
+
+    def _release_unused_models(self) -> None:
+        """Free the memory of models the current run and base no longer use (not while one is answering)."""
+        if self.generating:
+            return
+        wanted = set(self._sources().values())
+        with self._chats_lock:
+            for key in [k for k in self.chats if k not in wanted]:
+                chat = self.chats.pop(key)
+                if hasattr(chat, "close"):
+                    chat.close()
 
     # --- asking ---------------------------------------------------------------------------------------
     def ask_prompt(self) -> None:

@@ -67,6 +67,7 @@ class TrainPage(Page):
         self.process = None
         self.thread = None
         self.final_event: dict | None = None
+        self._killed = False  # "Stop now" ended the process: no done event is expected
         self.started_at = 0.0
         self.state: RunState | None = None
         self._pending_log: list[str] = []
@@ -256,6 +257,7 @@ class TrainPage(Page):
 
     def _follow(self, process, fresh: bool) -> None:
         self.process = process
+        self._killed = False
         lower_priority(process.process.pid)
         self.final_event = None
         self.started_at = time.time()
@@ -291,6 +293,7 @@ class TrainPage(Page):
     def stop_now(self) -> None:
         if self.running:
             self.status.setText("Ending the training process…")
+            self._killed = True
             self.process.kill()
 
     # --- events ---------------------------------------------------------------------------------------
@@ -301,8 +304,11 @@ class TrainPage(Page):
             elapsed = time.time() - self.started_at
             eta = event.get("eta_s")
             self.timing.setText(f"elapsed {clock(elapsed)}" + (f" · about {clock(eta)} left" if eta is not None else ""))
-        elif kind in ("done", "error"):
+        elif kind == "done":
             self.final_event = event
+        elif kind == "error":  # shown at once, with its fix; the process ends right after
+            self.final_event = event
+            self._show_problem(event)
 
     def _take(self, event: dict) -> None:
         """Numbers to the charts, words to the log, the step to the progress bar: cheap, no drawing."""
@@ -334,13 +340,13 @@ class TrainPage(Page):
         process, final = self.process, self.final_event
         self.thread = None
         self.studio.set_busy(False)
-        if final is None:  # no done/error event: the process was ended or crashed
-            tail = "\n".join(process.other_output[-15:])
-            final = {"type": "error", "message": f"The training process ended without finishing (exit code "
-                                                 f"{process.returncode}). The last checkpoint is kept; Resume "
-                                                 "continues from it.", "details": tail}
-        if final["type"] == "error":
-            self._show_problem(final)
+        if final is None and not self._killed:  # no done/error event and not stopped by us: it crashed
+            checkpoint = latest_checkpoint(process.run_dir)
+            after = (f"Resume continues from the checkpoint at step {checkpoint.name.split('-')[-1]}."
+                     if checkpoint else "No checkpoint was saved yet; start a new run.")
+            self._show_problem({"message": f"The training process ended unexpectedly (exit code "
+                                           f"{process.returncode}). {after}",
+                                "details": "\n".join(process.other_output[-15:])})
         self.process = None
         self._fill_runs_after(process.run_dir)
         self.status.setText(self._ended_text(self.state) if self.state else "Ended.")

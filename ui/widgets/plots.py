@@ -126,8 +126,7 @@ class TrainingPlots(QWidget):
         for series in (self.loss, self.eval, self.lr, self.grad, self.speed, self.memory):
             series.clear()
         self.estimate_bytes = None
-        self._dirty = list(self._plots)
-        self.redraw()
+        self._dirty = list(self._plots)  # emptied one chart per tick, like any update
 
     @property
     def points(self) -> int:
