@@ -15,7 +15,7 @@ from ui.pages.export import ExportPage  # noqa: E402
 from ui.pages.test import TestPage  # noqa: E402
 from ui.pages.train import TrainPage  # noqa: E402
 
-STEPS = 8
+STEPS = 12
 MAX_STALL_S = 0.100
 LONG = 300_000  # ms: a worker start imports torch, slow on a busy 2-core CI machine
 
@@ -98,6 +98,17 @@ def test_train_stop_resume_export_and_chat(qtbot, tmp_path, tiny_model_dir, samp
     assert train.resume_button.isEnabled()
     assert "Stopped and saved" in train.status.text()
 
+    # Resume, then close the window mid-run: shutdown() (what closing calls after the user agrees) stops
+    # the worker cleanly, saving a checkpoint, so the run can be resumed again.
+    train.resume_training()
+    qtbot.waitUntil(lambda: train.plots.points >= state.step + 2, timeout=LONG)
+    meter.stop()  # shutdown() waits for the save on purpose: the window is closing
+    train.shutdown()
+    assert train.process.returncode == 0
+    wait_idle(qtbot, train)
+    assert train.state.stopped and train.state.resumable, train.state.describe()
+
+    meter.start()
     train.resume_training()
     wait_idle(qtbot, train)
     meter.stop()
