@@ -59,6 +59,18 @@ def tiny_project(tmp_path, model_dir, data) -> Project:
     return project
 
 
+def ask(qtbot, test, question):
+    """Type a question, press Enter, and see both answers arrive piece by piece."""
+    qtbot.keyClicks(test.prompt, question)
+    qtbot.keyClick(test.prompt, Qt.Key.Key_Return)
+    assert test.generating
+    qtbot.waitUntil(lambda: not test.generating, timeout=LONG)
+    for pane in (test.tuned, test.base):
+        # A tiny random model's words are gibberish or blank lines: what matters is that they stream in.
+        assert pane.pieces >= 2, pane.view.toPlainText()
+        assert f"You: {question}" in pane.view.toPlainText()
+
+
 def wait_idle(qtbot, train):
     qtbot.waitUntil(lambda: not train.running and train.process is None, timeout=LONG)
 
@@ -122,6 +134,12 @@ def test_train_stop_resume_export_and_chat(qtbot, tmp_path, tiny_model_dir, samp
     print(f"\nworst GUI stall while training: {meter.worst * 1000:.0f} ms")
     assert meter.worst < MAX_STALL_S, f"the GUI thread stalled {meter.worst * 1000:.0f} ms"
 
+    # Before any export the Test page talks to the trained adapter on its base, through transformers.
+    test = window.page(TestPage)
+    window.go_to(TestPage)
+    assert "via transformers" in test.tuned.source.text()
+    ask(qtbot, test, "Hello?")
+
     # Export f16 and q8_0 from the Export page.
     export = window.page(ExportPage)
     window.go_to(ExportPage)
@@ -136,19 +154,11 @@ def test_train_stop_resume_export_and_chat(qtbot, tmp_path, tiny_model_dir, samp
         assert path.is_file() and path.stat().st_size > 1_000_000 and path.suffix == ".gguf"
     assert export.files.rowCount() == 2 and export.open_button.isEnabled()
 
-    # The Test page: the exported GGUF against the base model, both streamed.
-    test = window.page(TestPage)
+    # The Test page now uses the exported GGUF in llama.cpp, against the base model, both streamed.
     window.go_to(TestPage)
     assert "GGUF" in test.tuned.source.text()
     qtbot.waitUntil(lambda: len(test.examples) > 0, timeout=60_000)  # held-out rows of the eval split
-    qtbot.keyClicks(test.prompt, "Where is the treasure?")
-    qtbot.keyClick(test.prompt, Qt.Key.Key_Return)
-    assert test.generating
-    qtbot.waitUntil(lambda: not test.generating, timeout=LONG)
-    for pane in (test.tuned, test.base):
-        assert pane.pieces >= 2, pane.view.toPlainText()  # streamed piece by piece (a tiny model's words
-        # are gibberish or blank lines: what matters is that they arrive)
-        assert "You: Where is the treasure?" in pane.view.toPlainText()
+    ask(qtbot, test, "Where is the treasure?")
     first = test.held_out.visualItemRect(test.held_out.item(0)).center()
     qtbot.mouseClick(test.held_out.viewport(), Qt.MouseButton.LeftButton, pos=first)
     assert test.examples[0].reference in test.reference.text()
