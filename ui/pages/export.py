@@ -302,6 +302,8 @@ class ExportPage(Page):
         if preflight is not None:
             lines += [f"<span style='color:#e74c3c'>✗ {problem}</span>" for problem in preflight.problems]
             lines += [f"<span style='color:#e0a800'>! {warning}</span>" for warning in preflight.warnings]
+            if any("already exist" in problem for problem in preflight.problems):
+                lines.append("Tick “Replace files of the same name” to write over them.")
             if preflight.ok:
                 lines.append(f"✓ Ready: about {megabytes(preflight.needed_bytes)} needed, "
                              f"{megabytes(preflight.free_bytes)} free.")

@@ -311,3 +311,8 @@ class TestPage(Page):
             task.wait(10_000)
         if self._examples_task is not None:
             self._examples_task.wait(5_000)
+        with self._chats_lock:  # llama.cpp frees its model now, not during interpreter exit
+            for chat in self.chats.values():
+                if hasattr(chat, "close"):
+                    chat.close()
+            self.chats.clear()
