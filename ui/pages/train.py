@@ -162,7 +162,7 @@ class TrainPage(Page):
 
     def readiness(self) -> tuple[bool, str]:
         if self.running:
-            return False, f"training, {self.progress.value()}%"
+            return False, "training…"
         if self.state is None:
             return False, "not trained yet"
         return self.state.finished or self.state.stopped, self.state.describe()
@@ -319,7 +319,9 @@ class TrainPage(Page):
             self.progress.setValue(int(100 * (event.get("fraction") or 0)))
             self.status.setText(f"Step {event.get('step')} of {total}")
         elif kind == "log":
-            self._pending_log.append(event.get("message", ""))
+            message = event.get("message", "")
+            if not (event.get("raw") and message.startswith("{'")):  # the Trainer echoing its metrics: shown above
+                self._pending_log.append(message)
         elif kind == "metrics":
             self._pending_log.append(f"step {event['step']}: loss {event['loss']:.4f}")
         elif kind == "eval":

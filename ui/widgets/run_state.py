@@ -25,15 +25,15 @@ class RunState:
         return self.has_checkpoint and not self.finished
 
     def describe(self) -> str:
-        """One line for the run picker: 'finished, 30 steps' / 'stopped at step 12 of 30'."""
+        """One line for the run picker: 'finished, 30 steps' / 'stopped at step 12/30'."""
         if self.finished:
             return f"finished, {self.total_steps} steps"
         if self.error:
             return f"failed at step {self.step}"
         if self.stopped:
-            return f"stopped at step {self.step} of {self.total_steps}"
+            return f"stopped at step {self.step}/{self.total_steps}"
         if self.total_steps:
-            return f"interrupted at step {self.step} of {self.total_steps}"
+            return f"interrupted at step {self.step}/{self.total_steps}"
         return "not started"
 
 
