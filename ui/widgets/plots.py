@@ -5,13 +5,13 @@ Events only append numbers; a 100 ms timer redraws what changed, one chart per t
 events costs the GUI thread one small paint per tick instead of a paint of everything per event."""
 from __future__ import annotations
 
-import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
 
 from ui.theme import COLORS
 
 REDRAW_MS = 100
+CHARTS = ("loss", "lr", "grad", "speed", "memory")
 SMOOTHING = 0.6  # weight of the past in the loss EMA (TensorBoard's default)
 
 
@@ -56,20 +56,34 @@ class TrainingPlots(QWidget):
         # took 35-100 ms on a busy 2-core machine, one chart a fifth of that).
         self._dirty: list[str] = []
 
-        self.loss_plot = self._plot(grid, 0, 0, "Loss", colspan=4)
+        self.built = False  # the charts are made when first shown: importing pyqtgraph takes 0.6 s
+        self.timer = QTimer(self)
+        self.timer.setInterval(REDRAW_MS)
+        self.timer.timeout.connect(self.redraw_next)
+        self.timer.start()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if not self.built:
+            self._build()
+        super().showEvent(event)
+
+    def _build(self) -> None:
+        import pyqtgraph as pg
+
+        self.loss_plot = self._plot(0, 0, "Loss", colspan=4)
         self.loss_plot.addLegend(offset=(-10, 10))
         self.raw_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=5, symbolPen=None,
                                              symbolBrush=pg.mkColor(COLORS["train"] + "90"), name="train (raw)")
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen(COLORS["train"], width=2), name="train (smoothed)")
         self.eval_curve = self.loss_plot.plot(pen=pg.mkPen(COLORS["eval"], width=1.5), symbol="o", symbolSize=7,
                                               symbolBrush=COLORS["eval"], symbolPen=None, name="eval")
-        self.lr_plot = self._plot(grid, 1, 0, "Learning rate")
+        self.lr_plot = self._plot(1, 0, "Learning rate")
         self.lr_curve = self.lr_plot.plot(pen=pg.mkPen(COLORS["lr"], width=2))
-        self.grad_plot = self._plot(grid, 1, 1, "Gradient norm")
+        self.grad_plot = self._plot(1, 1, "Gradient norm")
         self.grad_curve = self.grad_plot.plot(pen=pg.mkPen(COLORS["grad"], width=1.5))
-        self.speed_plot = self._plot(grid, 1, 2, "Tokens / s")
+        self.speed_plot = self._plot(1, 2, "Tokens / s")
         self.speed_curve = self.speed_plot.plot(pen=pg.mkPen(COLORS["speed"], width=1.5))
-        self.memory_plot = self._plot(grid, 1, 3, "GPU memory (GB)")
+        self.memory_plot = self._plot(1, 3, "GPU memory (GB)")
         self.memory_curve = self.memory_plot.plot(pen=pg.mkPen(COLORS["measured"], width=2), symbol="o",
                                                   symbolSize=6, symbolBrush=COLORS["measured"], symbolPen=None)
         self.estimate_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(COLORS["estimate"], width=1.5, dash=[4, 4]),
@@ -77,20 +91,20 @@ class TrainingPlots(QWidget):
         self.estimate_line.setVisible(False)
         self.memory_plot.addItem(self.estimate_line)
         self.loss_plot.showGrid(x=True, y=True, alpha=0.15)
-        grid.setRowStretch(0, 3)
-        grid.setRowStretch(1, 2)
+        self.layout().setRowStretch(0, 3)
+        self.layout().setRowStretch(1, 2)
         self._apply_palette()
-        self.timer = QTimer(self)
-        self.timer.setInterval(REDRAW_MS)
-        self.timer.timeout.connect(self.redraw_next)
-        self.timer.start()
+        self.built = True
+        self._dirty = list(CHARTS)  # draw what arrived before the charts existed
 
-    def _plot(self, grid: QGridLayout, row: int, col: int, title: str, colspan: int = 1) -> pg.PlotItem:
+    def _plot(self, row: int, col: int, title: str, colspan: int = 1):
+        import pyqtgraph as pg
+
         widget = pg.PlotWidget(title=title)
         widget.setMinimumSize(120, 120)
         # The chart's own size hint grows with its title and tick labels; let the grid share the width instead.
         widget.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
-        grid.addWidget(widget, row, col, 1, colspan)
+        self.layout().addWidget(widget, row, col, 1, colspan)
         plot = widget.getPlotItem()
         plot.setMenuEnabled(False)
         plot.getAxis("left").setWidth(48)
@@ -126,7 +140,7 @@ class TrainingPlots(QWidget):
         for series in (self.loss, self.eval, self.lr, self.grad, self.speed, self.memory):
             series.clear()
         self.estimate_bytes = None
-        self._dirty = list(self._plots)  # emptied one chart per tick, like any update
+        self._dirty = list(CHARTS)  # emptied one chart per tick, like any update
 
     @property
     def points(self) -> int:
@@ -136,12 +150,12 @@ class TrainingPlots(QWidget):
     # --- drawing --------------------------------------------------------------------------------------
     def redraw_next(self) -> None:
         """One chart per tick, the one waiting longest."""
-        if self._dirty:
+        if self._dirty and self.built:
             self._draw(self._dirty.pop(0))
 
     def redraw(self) -> None:
-        """Every chart that changed, now (for a re-plot of a finished run, and for tests)."""
-        while self._dirty:
+        """Every chart that changed, now (for tests, and screenshots)."""
+        while self._dirty and self.built:
             self._draw(self._dirty.pop(0))
 
     def _draw(self, name: str) -> None:
@@ -175,6 +189,6 @@ class TrainingPlots(QWidget):
             plot.setTitle(plot.titleLabel.text)
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        if event.type() == QEvent.Type.PaletteChange:  # the theme changed: follow it
+        if event.type() == QEvent.Type.PaletteChange and self.built:  # the theme changed: follow it
             self._apply_palette()
         super().changeEvent(event)
