@@ -303,7 +303,8 @@ class TrainPage(Page):
         if kind == "progress":
             elapsed = time.time() - self.started_at
             eta = event.get("eta_s")
-            self.timing.setText(f"elapsed {clock(elapsed)}" + (f" · about {clock(eta)} left" if eta is not None else ""))
+            left = f" · about {clock(eta)} left" if eta is not None else ""
+            self.timing.setText(f"elapsed {clock(elapsed)}{left}")
         elif kind == "done":
             self.final_event = event
         elif kind == "error":  # shown at once, with its fix; the process ends right after
