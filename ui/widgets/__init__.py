@@ -1,0 +1,1 @@
+"""Widgets the pages share or that are big enough to live on their own."""

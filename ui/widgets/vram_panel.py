@@ -1,0 +1,132 @@
+"""The panel beside the method settings: estimate, stacked bar against the GPU, legend, verdict, and the
+one-click changes that would make the run fit. It only draws; the page decides what a click changes."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
+
+from ui.widgets.plan_gpu import PlanForCombo
+from ui.widgets.vram_bar import GiB, VramBar, VramLegend
+
+STATUS_ROLE = {"fits": "good", "tight": "warn", "does_not_fit": "bad", "no_gpu": "hint"}
+
+
+def set_role(label: QLabel, role: str) -> None:
+    """Change a label's theme role (good / warn / bad / hint) and let the style sheet recolour it."""
+    if label.property("role") != role:
+        label.setProperty("role", role)
+        label.style().unpolish(label)
+        label.style().polish(label)
+
+
+class VramPanel(QFrame):
+    fix_chosen = Signal(dict)  # the settings change of the fix the user clicked
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setFixedWidth(400)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(14, 14, 14, 14)
+        column.setSpacing(8)
+        heading = QLabel("GPU memory")
+        heading.setProperty("role", "heading")
+        column.addWidget(heading)
+        plan_row = QHBoxLayout()
+        plan_row.addWidget(QLabel("Judge against:"))
+        self.plan_for = PlanForCombo()
+        plan_row.addWidget(self.plan_for, 1)
+        column.addLayout(plan_row)
+        self.estimate_label = QLabel()
+        self.estimate_label.setStyleSheet("font-size: 15px; font-weight: 600;")
+        column.addWidget(self.estimate_label)
+        self.bar = VramBar()
+        column.addWidget(self.bar)
+        self.scale_label = QLabel()
+        self.scale_label.setProperty("role", "hint")
+        self.scale_label.setWordWrap(True)
+        column.addWidget(self.scale_label)
+        self.legend = VramLegend()
+        column.addWidget(self.legend)
+        self.verdict_label = QLabel()
+        self.verdict_label.setWordWrap(True)
+        column.addWidget(self.verdict_label)
+        self.fix_box = QVBoxLayout()
+        self.fix_box.setSpacing(6)
+        column.addLayout(self.fix_box)
+        self.fix_rows: list[QFrame] = []
+        self.fix_buttons: list[QPushButton] = []
+        self._shown_fixes: list = []
+        self._changes: list[dict] = []
+        self.auto_fit_button = QPushButton("Auto-fit batch size")
+        self.auto_fit_button.setToolTip("The largest batch that fits, with gradient accumulation raised to keep "
+                                        "the effective batch (batch × accumulation) where it is.")
+        column.addWidget(self.auto_fit_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.assumptions = QLabel()
+        self.assumptions.setProperty("role", "hint")
+        self.assumptions.setWordWrap(True)
+        column.addWidget(self.assumptions)
+        column.addStretch(1)
+
+    def show_estimate(self, est, verdict, gpu) -> None:
+        self.estimate_label.setText(f"{est.total_bytes / GiB:.2f} GB estimated")
+        parts = [(key, n) for key, n in est.breakdown.items() if n > 0]
+        self.bar.set_data(parts, gpu.total_bytes, gpu.free_bytes)
+        self.scale_label.setText(f"Solid line: the GPU's {gpu.total_bytes / GiB:.0f} GB; dashed: its free memory.")
+        self.legend.set_parts([(key, est.labels[key], n) for key, n in parts])
+        self.verdict_label.setText(verdict.sentence)
+        set_role(self.verdict_label, STATUS_ROLE.get(verdict.status, "hint"))
+        self._show_fixes(verdict.fixes)
+        self.auto_fit_button.setEnabled(True)
+        self.assumptions.setText(f"Trains {_count(est.params_trainable)} of {_count(est.params_total)} values. "
+                                 "Hover here for the assumptions.")
+        self.assumptions.setToolTip("\n".join(est.assumptions))
+
+    def show_nothing(self, why: str) -> None:
+        self.estimate_label.setText("No estimate yet")
+        self.bar.set_data([], 0, 0)
+        self.scale_label.setText("")
+        self.legend.set_parts([])
+        self.verdict_label.setText(why)
+        set_role(self.verdict_label, "hint")
+        self._show_fixes([])
+        self.auto_fit_button.setEnabled(False)
+        self.assumptions.setText("")
+        self.assumptions.setToolTip("")
+
+    def _show_fixes(self, fixes) -> None:
+        """Rows are reused and only rewritten when the fixes change, so a slider move does not relayout."""
+        shown = [(f.label, f.change, f.new_total_bytes) for f in fixes]
+        if shown == self._shown_fixes:
+            return
+        self._shown_fixes = shown
+        while len(self.fix_rows) < len(fixes):
+            self._add_fix_row()
+        for i, row in enumerate(self.fix_rows):
+            row.setVisible(i < len(fixes))
+            if i < len(fixes):
+                fix = fixes[i]
+                row.findChild(QLabel).setText(f"{fix.label}: {fix.new_total_bytes / GiB:.1f} GB")
+                button = self.fix_buttons[i]
+                button.setProperty("change_index", i)
+                button.setToolTip("Changes " + ", ".join(f"{k} to {v}" for k, v in fix.change.items()))
+        self._changes = [f.change for f in fixes]
+
+    def _add_fix_row(self) -> None:
+        index = len(self.fix_rows)
+        row = QFrame()
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        text = QLabel()
+        text.setWordWrap(True)
+        button = QPushButton("Apply")
+        button.clicked.connect(lambda checked=False: self.fix_chosen.emit(dict(self._changes[index])))
+        line.addWidget(text, 1)
+        line.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+        self.fix_box.addWidget(row)
+        self.fix_rows.append(row)
+        self.fix_buttons.append(button)
+
+
+def _count(n: int) -> str:
+    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:,.1f} M"
