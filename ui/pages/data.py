@@ -1,9 +1,82 @@
-"""Stage 2: the training data."""
+"""Stage 2: the training data — what the file holds, what is wrong with it, how long its examples are for
+the chosen model, and what exactly the model will be trained on.
+
+Reading the file and counting tokens run on a Task (a big file or a first tokenizer load takes seconds);
+what depends only on the cutoff or the split is recomputed on the spot from the token lengths."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QFileDialog, QFormLayout, QLabel, QPushButton
+import copy
+from dataclasses import dataclass
+from pathlib import Path
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget, QProgressBar, QPushButton,
+                               QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+
+from studio.plan import ADVICE
 from ui.pages import Page
+from ui.tasks import Task
+from ui.widgets.histogram import TokenHistogram
+from ui.widgets.token_view import TokenView
+
+DATA_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt);;All files (*)"
+_tokenizers: dict[str, object] = {}  # model folder -> tokenizer, loaded once per app run
+
+
+@dataclass
+class Findings:
+    report: object  # studio.data.InspectReport
+    stats: object | None  # studio.data.TokenStats, None when the model is not on this computer
+    tokenizer: object | None
+    token_note: str  # why there are no token counts, when there are none
+
+
+def model_folder(project, progress) -> Path | None:
+    """The base model's folder on this computer (converting the embedded model once), or None."""
+    from studio.catalog import find, hub_cache_folder
+    from studio.models import is_embedded, resolve_model
+
+    name = project.model.name
+    entry = find(name)
+    if is_embedded(name) or (entry is not None and entry.embedded):
+        return resolve_model(entry.id if entry else name, progress)
+    if entry is not None:
+        return hub_cache_folder(entry.hub_id)
+    local = project.resolve(name)
+    return local if (local / "config.json").is_file() else hub_cache_folder(name)
+
+
+def load_tokenizer(folder: Path):
+    if str(folder) not in _tokenizers:
+        from transformers import AutoTokenizer
+
+        _tokenizers[str(folder)] = AutoTokenizer.from_pretrained(str(folder))
+    return _tokenizers[str(folder)]
+
+
+def inspect_project_data(project, progress, cancelled) -> Findings:
+    """Inspect the training file, then count tokens as training will (when the model is here)."""
+    from studio.data import inspect_file, scan, token_stats
+    from studio.data.prepare import locate
+
+    settings = project.data
+    location = locate(project, settings.train_file)
+    report = inspect_file(location, settings.format, settings.columns, progress, cancelled)
+    if not report.usable:
+        return Findings(report, None, None, "")
+    progress("Loading the model's tokenizer", 0.0)
+    folder = model_folder(project, progress)
+    if folder is None:
+        return Findings(report, None, None, "Token counts appear once the base model is on this computer "
+                                            "(it is downloaded when training starts).")
+    tokenizer = load_tokenizer(folder)
+    source, _, pairs = scan(location, report.format, report.mapping)
+    rows = (row for row, problem in pairs if problem is None)
+    stats = token_stats(rows, tokenizer, project.train.max_seq_len, settings.train_on, settings.system_prompt,
+                        name=source.name, unit=source.unit, progress=progress, cancel=cancelled,
+                        total=report.usable_rows)
+    return Findings(report, stats, tokenizer, "")
 
 
 class DataPage(Page):
@@ -12,22 +85,407 @@ class DataPage(Page):
 
     def __init__(self, studio):
         super().__init__(studio)
-        form = QFormLayout(self)
-        self.data_label = QLabel()
+        self.findings: Findings | None = None
+        self.error = ""
+        self.task: Task | None = None
+        self._running: set[Task] = set()  # cancelled tasks still finishing: kept alive until they end
+        self._inspected_key = None
+        self._stale = False
+        self.truncated = 0
+        self.suggested_cutoff = 0
+        self._loading = False
+        self.setAcceptDrops(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 16, 16, 16)
+        layout.setSpacing(10)
+        heading = QLabel("Training data")
+        heading.setProperty("role", "heading")
+        layout.addWidget(heading)
+        layout.addLayout(self._build_file_row())
+        layout.addLayout(self._build_progress_row())
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.evidence = QLabel()
+        self.evidence.setProperty("role", "hint")
+        self.evidence.setWordWrap(True)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.evidence)
+        body = QHBoxLayout()
+        body.setSpacing(16)
+        body.addWidget(self._build_tabs(), 1)
+        body.addWidget(self._build_options())
+        layout.addLayout(body, 1)
+        studio.project_edited.connect(self._project_edited)
+        studio.busy_changed.connect(lambda busy: self.setEnabled(not busy))
+
+    # --- building ------------------------------------------------------------------------------------
+    def _build_file_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
         choose = QPushButton("Choose a data file…")
+        choose.setToolTip("JSON Lines, JSON, CSV, TSV, Parquet or plain text. You can also drop a file on this page.")
         choose.clicked.connect(self._choose)
-        form.addRow("Training data:", self.data_label)
-        form.addRow("", choose)
+        self.file_label = QLabel()
+        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        drop = QLabel("or drop a file anywhere on this page")
+        drop.setProperty("role", "hint")
+        row.addWidget(choose)
+        row.addWidget(self.file_label, 1)
+        row.addWidget(drop)
+        return row
 
+    def _build_progress_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress_label = QLabel()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self._cancel_clicked)
+        row.addWidget(self.progress_label)
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.cancel_button)
+        self._progress_widgets = (self.progress, self.progress_label, self.cancel_button)
+        self._show_progress(False)
+        return row
+
+    def _build_tabs(self) -> QTabWidget:
+        self.tabs = QTabWidget()
+        self.preview = QTableWidget(0, 0)
+        self.preview.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.preview.verticalHeader().setVisible(False)
+        self.preview.setWordWrap(False)
+        self.problems = QListWidget()
+        self.problems.setWordWrap(True)
+        tokens = QWidget()
+        column = QVBoxLayout(tokens)
+        self.histogram = TokenHistogram()
+        self.token_summary = QLabel()
+        self.token_summary.setWordWrap(True)
+        self.fit_cutoff = QPushButton()
+        self.fit_cutoff.setToolTip(ADVICE["cutoff"])
+        self.fit_cutoff.clicked.connect(self._use_suggested_cutoff)
+        self.fit_cutoff.setVisible(False)
+        column.addWidget(self.histogram, 1)
+        column.addWidget(self.token_summary)
+        column.addWidget(self.fit_cutoff, 0, Qt.AlignmentFlag.AlignLeft)
+        example = QWidget()
+        column = QVBoxLayout(example)
+        legend = QLabel("<span style='color:#2f7de1; font-weight:600'>Blue</span>: tokens the model is trained "
+                        "on · <span style='color:#8a8f98'>grey</span>: context it reads but is not trained on · "
+                        "<span style='color:#e74c3c; text-decoration:line-through'>struck</span>: cut by the cutoff")
+        legend.setWordWrap(True)
+        self.token_view = TokenView()
+        column.addWidget(legend)
+        column.addWidget(self.token_view, 1)
+        self.tabs.addTab(self.preview, "Preview")
+        self.tabs.addTab(self.problems, "Problems")
+        self.tabs.addTab(tokens, "Token lengths")
+        self.tabs.addTab(example, "Trained tokens")
+        return self.tabs
+
+    def _build_options(self) -> QGroupBox:
+        box = QGroupBox("How to use this data")
+        box.setFixedWidth(330)
+        form = QFormLayout(box)
+        form.setContentsMargins(12, 16, 12, 12)
+        form.setVerticalSpacing(10)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+        self.bad_rows = QComboBox()
+        self.bad_rows.addItem("Skip them and train on the rest", True)
+        self.bad_rows.addItem("Stop, so I can fix the file", False)
+        self.bad_rows.setToolTip("What training does with rows that cannot be used (listed under Problems).")
+        self.duplicates = QCheckBox("Drop rows that repeat an earlier row")
+        self.duplicates.setToolTip("Exact repeats make the model memorize those answers.")
+        self.train_on = QComboBox()
+        self.train_on.addItem("The answers only (recommended)", "assistant")
+        self.train_on.addItem("Every token, questions too", "all")
+        self.train_on.setToolTip("The loss is computed on these tokens; the rest is context the model reads.")
+        self.eval_percent = QDoubleSpinBox(minimum=0.0, maximum=50.0, singleStep=5.0, decimals=0, suffix=" %")
+        self.eval_percent.setToolTip(ADVICE["eval"])
+        self.split_label = QLabel()
+        self.split_label.setWordWrap(True)
+        form.addRow("Rows with problems:", self.bad_rows)
+        form.addRow(self.duplicates)
+        form.addRow("Train on:", self.train_on)
+        form.addRow("Hold out for evaluation:", self.eval_percent)
+        form.addRow(self.split_label)
+        self.bad_rows.currentIndexChanged.connect(lambda: self._set("skip_bad_rows", self.bad_rows.currentData()))
+        self.duplicates.toggled.connect(lambda on: self._set("drop_duplicates", on))
+        self.train_on.currentIndexChanged.connect(lambda: self._set("train_on", self.train_on.currentData()))
+        self.eval_percent.valueChanged.connect(lambda v: self._set("eval_fraction", round(v / 100, 4)))
+        return box
+
+    # --- project -------------------------------------------------------------------------------------
     def load_project(self) -> None:
-        self.data_label.setText(self.project.data.train_file or "(no file chosen)")
+        data = self.project.data
+        self._loading = True
+        self.bad_rows.setCurrentIndex(self.bad_rows.findData(data.skip_bad_rows))
+        self.duplicates.setChecked(data.drop_duplicates)
+        self.train_on.setCurrentIndex(max(0, self.train_on.findData(data.train_on)))
+        self.eval_percent.setValue(data.eval_fraction * 100)
+        self._loading = False
+        self._project_edited()
 
-    def readiness(self):
-        return bool(self.project.data.train_file), self.project.data.train_file or "choose a data file"
+    def _set(self, name: str, value) -> None:
+        if self._loading:
+            return
+        setattr(self.project.data, name, value)
+        self.studio.edited()
+
+    def _inspection_key(self) -> tuple:
+        """What the Task's result depends on; anything else is redrawn without reading the file again."""
+        p = self.project
+        # id(p): Open / New bring a new Project, whose file is read afresh even when its name is the same
+        return (id(p), p.data.train_file, str(p.folder), p.model.name, p.data.format, tuple(sorted(p.data.columns.items())),
+                p.data.train_on, p.data.system_prompt)
+
+    def _project_edited(self) -> None:
+        key = self._inspection_key()
+        if key != self._inspected_key:
+            self._inspected_key = key
+            self.inspect()
+        elif self.isVisible():
+            self._show_cutoff_and_split()
+        else:
+            self._stale = True  # the Method page moves the cutoff many times a second; redraw when shown
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self._show_cutoff_and_split()
+
+    def use_file(self, path: Path) -> None:
+        """Point the project at a data file: relative to the project's folder when it lies inside it."""
+        path = Path(path).resolve()
+        try:
+            name = str(path.relative_to(self.project.folder.resolve())) if self.project.path else str(path)
+        except ValueError:
+            name = str(path)
+        self.project.data.train_file = name
+        self.studio.edited()
 
     def _choose(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Training data", "", "Data (*.jsonl *.json *.csv *.tsv *.parquet *.txt)")
+        path, _ = QFileDialog.getOpenFileName(self, "Training data", str(self.project.folder), DATA_FILTER)
         if path:
-            self.project.data.train_file = path
-            self.data_label.setText(path)
-            self.studio.edited()
+            self.use_file(Path(path))
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+            self.use_file(Path(urls[0].toLocalFile()))
+
+    # --- inspecting ----------------------------------------------------------------------------------
+    def inspect(self) -> None:
+        self.cancel()
+        self.findings, self.error = None, ""
+        self._clear()
+        train_file = self.project.data.train_file
+        self.file_label.setText(train_file or "No file chosen yet.")
+        if not train_file:
+            self.summary.setText("Choose the file with your examples: conversations, question/answer pairs, "
+                                 "instructions, or plain text.")
+            self.studio.readiness_changed.emit()
+            return
+        project = copy.deepcopy(self.project)  # the Task reads a snapshot while the pages keep editing
+        task = Task(lambda progress, cancelled: inspect_project_data(project, progress, cancelled), self)
+        self._running.add(task)
+        task.finished.connect(lambda: self._running.discard(task))
+        task.progress.connect(lambda message, fraction: self._progressed(task, message, fraction))
+        task.succeeded.connect(lambda findings: self._inspected(task, findings))
+        task.failed.connect(lambda message: self._failed(task, message))
+        task.cancelled_.connect(lambda: self._failed(task, "Reading the file was cancelled."))
+        self.task = task
+        self.summary.setText(f"Reading {Path(train_file).name}…")
+        self._show_progress(True)
+        self.studio.readiness_changed.emit()
+        task.start()
+
+    def cancel(self) -> None:
+        """Stop the running inspection; it ends on its own thread at its next check, never blocking here."""
+        if self.task is not None:
+            self.task.cancel()
+        self.task = None
+        self._show_progress(False)
+        self.studio.readiness_changed.emit()
+
+    def _cancel_clicked(self) -> None:
+        self.cancel()
+        self.error = "Reading the file was cancelled. Choose it again to read it."
+        self.summary.setText(self.error)
+
+    def shutdown(self) -> None:
+        self.cancel()
+        for task in list(self._running):
+            task.wait(30_000)
+
+    def _progressed(self, task, message: str, fraction: float) -> None:
+        if task is self.task:
+            self.progress_label.setText(message)
+            self.progress.setValue(int(1000 * fraction))
+
+    def _failed(self, task, message: str) -> None:
+        if task is not self.task:
+            return
+        self.task = None
+        self._show_progress(False)
+        self.error = message
+        self.summary.setText(message)
+        self.studio.readiness_changed.emit()
+
+    def _inspected(self, task, findings: Findings) -> None:
+        if task is not self.task:
+            return  # an older inspection that finished after a newer one started
+        self.task = None
+        self._show_progress(False)
+        self.findings = findings
+        report = findings.report
+        self.summary.setText(report.summary())
+        self.evidence.setText(f"Detected as {report.format} because: " + "; ".join(report.evidence))
+        self._fill_preview(report)
+        self._fill_problems(report, findings.stats)
+        self._show_cutoff_and_split()
+        if findings.stats is None:
+            self.token_summary.setText(findings.token_note)
+        self.studio.readiness_changed.emit()
+
+    def _show_progress(self, on: bool) -> None:
+        for widget in self._progress_widgets:
+            widget.setVisible(on)
+        if on:
+            self.progress.setValue(0)
+            self.progress_label.setText("Starting")
+
+    def _clear(self) -> None:
+        self.summary.setText("")
+        self.evidence.setText("")
+        self.preview.clear()
+        self.preview.setRowCount(0)
+        self.preview.setColumnCount(0)
+        self.problems.clear()
+        self.histogram.set_bins([], self.project.train.max_seq_len)
+        self.token_summary.setText("")
+        self.token_view.set_pieces([])
+        self.split_label.setText("")
+        self.tabs.setTabText(1, "Problems")
+
+    # --- drawing -------------------------------------------------------------------------------------
+    def _fill_preview(self, report) -> None:
+        rows = report.preview
+        texts = any(r.text is not None for r in rows)
+        headers = ["Row", "Text"] if texts else ["Row", "First question", "First answer", "Turns"]
+        self.preview.setColumnCount(len(headers))
+        self.preview.setHorizontalHeaderLabels(headers)
+        self.preview.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            if row.text is not None:
+                cells = [str(row.number), row.text]
+            else:
+                user = next((m["content"] for m in row.messages if m["role"] == "user"), "")
+                answer = next((m["content"] for m in row.messages if m["role"] == "assistant"), "")
+                cells = [str(row.number), user, answer, str(len(row.messages))]
+            for j, cell in enumerate(cells):
+                item = QTableWidgetItem(cell.replace("\n", " ⏎ ")[:300])
+                item.setToolTip(cell[:2000])
+                self.preview.setItem(i, j, item)
+        header = self.preview.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for j in range(1, len(headers)):
+            header.setSectionResizeMode(j, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        if not texts:
+            header.setSectionResizeMode(len(headers) - 1, QHeaderView.ResizeMode.ResizeToContents)
+
+    def _fill_problems(self, report, stats) -> None:
+        self.problems.clear()
+        messages = [p.message for p in report.problems]
+        if report.problem_count > len(report.problems):
+            messages.append(f"… and {report.problem_count - len(report.problems)} more.")
+        name, unit = Path(report.path).name, report.unit
+        messages += [f"{name}, {unit} {row} repeats {unit} {earlier} (a duplicate)."
+                     for row, earlier in report.duplicate_rows]
+        if stats is not None:
+            messages += [p.message for p in stats.problems]
+        self.problems.addItems(messages or ["No problems found: every row can be used."])
+        count = report.problem_count + (len(stats.problems) if stats is not None else 0)
+        self.tabs.setTabText(1, f"Problems ({count})" if count else "Problems")
+        self.duplicates.setText(f"Drop rows that repeat an earlier row ({report.duplicates} found)")
+
+    def _show_cutoff_and_split(self) -> None:
+        """The parts that follow the cutoff, the split and the training target: cheap, no file reading."""
+        if self.findings is None:
+            return
+        from studio.data.split import split_rows
+        from studio.data.stats import histogram
+
+        report, stats = self.findings.report, self.findings.stats
+        cutoff = self.project.train.max_seq_len
+        usable = report.usable_rows - (report.duplicates if self.project.data.drop_duplicates else 0)
+        train, held = split_rows(range(usable), self.project.data.eval_fraction, seed=self.project.train.seed)
+        self.split_label.setText(f"{len(train):,} examples for training, {len(held):,} held out for evaluation."
+                                 if held or self.project.data.eval_fraction == 0 else
+                                 f"{len(train):,} examples: too few to hold any out (10 or more are needed).")
+        if stats is None:
+            return
+        lengths = stats.lengths
+        # Bins up to the cutoff when the examples reach it; when they stop far short, up to the longest, so
+        # that the bars say something about the data instead of sitting in one column.
+        edge = cutoff if stats.longest * 2 > cutoff else -(-max(stats.longest, 10) // 10) * 10
+        self.histogram.set_bins(histogram(lengths, edge), cutoff)
+        longer = [n for n in lengths if n > cutoff]
+        self.suggested_cutoff = max(64, -(-stats.longest // 64) * 64)
+        self.fit_cutoff.setText(f"Use a cutoff of {self.suggested_cutoff} tokens (just above the longest example: "
+                                "less memory, nothing cut)")
+        self.fit_cutoff.setVisible(self.suggested_cutoff * 1.5 <= cutoff)
+        if not longer:
+            cut = f"All fit under the {cutoff:,}-token cutoff (set on the Method page)."
+        elif report.format == "text":
+            cut = (f"{len(longer):,} are longer than the {cutoff:,}-token cutoff and are split into windows "
+                   "(nothing is lost).")
+        else:
+            cut = (f"{len(longer):,} are longer than the {cutoff:,}-token cutoff and are cut, losing "
+                   f"{sum(n - cutoff for n in longer):,} tokens. Raise the cutoff on the Method page to keep them.")
+        self.token_summary.setText(f"{stats.examples:,} examples; longest {stats.longest:,} tokens, mean "
+                                   f"{stats.mean:,.0f}. {cut}")
+        self.truncated = len(longer)
+        self._show_example(cutoff)
+
+    def _use_suggested_cutoff(self) -> None:
+        self.project.train.max_seq_len = self.suggested_cutoff
+        self.studio.project_loaded.emit()  # the Method page reloads its controls from the project
+        self.studio.edited()
+
+    def _show_example(self, cutoff: int) -> None:
+        from studio.data import TemplateError, highlight
+
+        report, tokenizer = self.findings.report, self.findings.tokenizer
+        if tokenizer is None or not report.preview:
+            return
+        try:
+            pieces = highlight(report.preview[0], tokenizer, self.project.data.train_on, cutoff,
+                               self.project.data.system_prompt)
+        except TemplateError as error:
+            self.token_view.setPlainText(f"This example cannot be shown: {error}.")
+            return
+        self.token_view.set_pieces(pieces)
+
+    def readiness(self):
+        data = self.project.data
+        if not data.train_file:
+            return False, "choose a data file"
+        if self.task is not None:
+            return False, "reading the file…"
+        if self.findings is None:
+            return False, "cannot be read" if self.error else "not read yet"
+        report = self.findings.report
+        if not report.usable:
+            return False, "no usable rows"
+        if report.problem_count and not data.skip_bad_rows:
+            return False, f"{report.problem_count} bad rows: training would stop"
+        return True, f"{report.usable_rows:,} rows, {report.format}"
