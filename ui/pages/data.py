@@ -9,7 +9,7 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
@@ -91,6 +91,7 @@ class DataPage(Page):
         self._running: set[Task] = set()  # cancelled tasks still finishing: kept alive until they end
         self._inspected_key = None
         self._stale = False
+        self._closed = False
         self.truncated = 0
         self.suggested_cutoff = 0
         self._loading = False
@@ -243,7 +244,9 @@ class DataPage(Page):
         key = self._inspection_key()
         if key != self._inspected_key:
             self._inspected_key = key
-            self.inspect()
+            # After the current event: at start-up that is once the window is on screen, so the tokenizer's
+            # heavy imports never delay the first paint.
+            QTimer.singleShot(0, self.inspect)
         elif self.isVisible():
             self._show_cutoff_and_split()
         else:
@@ -283,6 +286,8 @@ class DataPage(Page):
 
     # --- inspecting ----------------------------------------------------------------------------------
     def inspect(self) -> None:
+        if self._closed:
+            return
         self.cancel()
         self.findings, self.error = None, ""
         self._clear()
@@ -321,6 +326,7 @@ class DataPage(Page):
         self.summary.setText(self.error)
 
     def shutdown(self) -> None:
+        self._closed = True
         self.cancel()
         for task in list(self._running):
             task.wait(30_000)

@@ -44,6 +44,10 @@ TIPS = {
     "precision": "The number format of training. auto picks bf16 on GPUs that support it, else fp16 or fp32.",
     "seed": "The random seed: the same seed, data and settings give the same run.",
 }
+# Words for trainer switches; a switch added to TrainSettings later still shows, named after its field.
+SWITCH_NAMES = {"packing": "Packing (no compute spent on padding)",
+                "lean_loss": "Chunked loss (never holds all the logits at once)",
+                "offload_checkpoints": "Offload checkpoints to CPU memory (with gradient checkpointing)"}
 EXPLICIT_TRAIN = {"epochs", "max_steps", "learning_rate", "lr_scheduler", "warmup_ratio", "weight_decay",
                   "batch_size", "grad_accumulation", "max_seq_len", "seed", "gradient_checkpointing", "optimizer",
                   "precision", "logging_steps", "eval_steps", "save_steps"}
@@ -94,6 +98,7 @@ class MethodPage(Page):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the hints wrap instead
         scroll.setWidget(self.settings_panel)
         layout.addWidget(scroll, 1)
         self.panel = VramPanel()
@@ -189,7 +194,7 @@ class MethodPage(Page):
         # Trainer switches added to TrainSettings over time (packing, ...) appear here without a code change.
         for f in fields(TrainSettings):
             if isinstance(f.default, bool) and f.name not in EXPLICIT_TRAIN:
-                box_ = QCheckBox(humanize(f.name))
+                box_ = QCheckBox(SWITCH_NAMES.get(f.name, humanize(f.name)))
                 form.addRow("", box_)
                 self._bind(box_, f"train.{f.name}", ADVICE.get(f.name) or TIPS.get(f.name, ""))
         return box

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
@@ -29,7 +29,7 @@ class ModelPage(Page):
     def __init__(self, studio):
         super().__init__(studio)
         self.models = list_models()
-        self.local: dict[str, bool] = {m.id: m.embedded for m in self.models}
+        self.local: dict[str, bool] = {m.id: m.embedded for m in self.models}  # downloaded already?
         self.verdict = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
@@ -54,7 +54,9 @@ class ModelPage(Page):
         studio.project_edited.connect(self.refresh_verdicts)
         studio.gpu_detected.connect(lambda gpu: self.refresh_verdicts())
         studio.busy_changed.connect(lambda busy: self.setEnabled(not busy))
-        self._check_local_copies()
+        self._local_task = None
+        self._closed = False
+        QTimer.singleShot(0, self._check_local_copies)  # once the window is on screen
 
     # --- building ------------------------------------------------------------------------------------
     def _build_table(self) -> QTableWidget:
@@ -167,6 +169,9 @@ class ModelPage(Page):
     # --- what the choice means -------------------------------------------------------------------------
     def _check_local_copies(self) -> None:
         """Which catalog models are already downloaded (looks in the Hugging Face cache, off the GUI thread)."""
+        if self._closed:
+            return
+
         def work(progress, cancelled):
             return {m.id: on_this_computer(m) for m in self.models}
 
@@ -182,7 +187,9 @@ class ModelPage(Page):
         self.studio.readiness_changed.emit()
 
     def shutdown(self) -> None:
-        self._local_task.wait(5000)
+        self._closed = True
+        if self._local_task is not None:
+            self._local_task.wait(5000)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
@@ -233,8 +240,10 @@ class ModelPage(Page):
         if entry is not None:
             facts += [f"licence {entry.license}", f"context {entry.context_length:,} tokens"]
         self.shape_label.setText(" · ".join(facts) + (f"\n{entry.note}" if entry and entry.note else ""))
-        self.verdict_label.setText(f"With {self.project.method.method} and the Method page's settings: "
-                                   f"{self.verdict.sentence}")
+        sentence = self.verdict.sentence
+        if self.verdict.fixes:  # the fixes themselves are offered on the Method page, beside the controls
+            sentence = sentence.rstrip(":") + " (the Method page offers them)."
+        self.verdict_label.setText(f"With {self.project.method.method} and the Method page's settings: {sentence}")
         set_role(self.verdict_label, STATUS_ROLE.get(self.verdict.status, "hint"))
 
     def readiness(self):
@@ -242,7 +251,4 @@ class ModelPage(Page):
         if not name:
             return False, "choose a base model"
         entry = find(name)
-        short = entry.name if entry else Path(name).name or name
-        if entry is not None and not self.local.get(entry.id, False):
-            return True, f"{short} (downloads when needed)"
-        return True, short
+        return True, entry.name if entry else Path(name).name or name
