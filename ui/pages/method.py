@@ -108,7 +108,12 @@ class MethodPage(Page):
         layout.addWidget(self.panel)
         studio.project_edited.connect(self.update_estimate)
         studio.gpu_detected.connect(self._gpu_detected)
-        studio.busy_changed.connect(lambda busy: self.settings_panel.setEnabled(not busy))
+        studio.busy_changed.connect(self._busy)
+
+    def _busy(self, busy: bool) -> None:
+        """While training or exporting, nothing here may change the settings the run was started with."""
+        self.settings_panel.setEnabled(not busy)
+        self.panel.setEnabled(not busy)
 
     # --- building ------------------------------------------------------------------------------------
     def _build_presets(self) -> QHBoxLayout:
@@ -334,9 +339,9 @@ class MethodPage(Page):
     # --- the estimate --------------------------------------------------------------------------------
     def _gpu_detected(self, gpu) -> None:
         self.panel.plan_for.set_detected(gpu)
-        for method in NEEDS_GPU:
-            note = "" if gpu is not None and gpu.available else " Needs an NVIDIA GPU: not available here."
-            self.method_hints[method].setText(first_sentence(METHOD_ADVICE.get(method, "")) + note)
+        for method in NEEDS_GPU:  # on the button, not the wrapped hint: a longer hint would need a relayout
+            note = "" if gpu is not None and gpu.available else "  (needs an NVIDIA GPU; none found here)"
+            self.method_buttons[method].setText(METHOD_NAMES[method] + note)
         self.update_estimate()
 
     def model_config(self) -> dict | None:
