@@ -112,8 +112,11 @@ def _load_config(name: str, project) -> dict:
                 raise ModelError(f"{file} is not valid JSON.") from None
         if path.is_dir():
             raise ModelError(f"{path} has no config.json; choose the model folder that holds it.")
+    from studio.catalog import find
     from studio.models import load_config
-    return load_config(name)
+
+    known = find(name)  # catalog models carry their published shape: planning them needs no network
+    return dict(known.config) if known is not None and not known.embedded else load_config(name)
 
 
 def _gb(n: int) -> str:

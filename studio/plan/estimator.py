@@ -122,7 +122,7 @@ class PlanSettings:
     lean_loss: bool = True  # chunked head + cross-entropy: one chunk of logits at a time
     # Padded batches carry a padding mask, which sends SDPA to its memory-efficient kernel.
     # False: unpadded full-length rows, the flash kernel (what bench/vram_accuracy.py feeds).
-    masked_attention: bool = True
+    masked_attention: bool = False  # the default trainer packs (no mask); from_project sets it from packing
 
     @classmethod
     def from_project(cls, project) -> "PlanSettings":
@@ -369,7 +369,7 @@ def estimate(config: dict | Shape, project_or_settings) -> Estimate:
     if s.packing:
         notes.append(f"Packed batches: up to {N:,} real tokens per step in one row, no padding; attention by "
                      "PyTorch's varlen flash kernel, without a mask.")
-    if s.masked_attention:
+    if s.masked_attention and not s.packing:
         notes.append("Batches carry a padding mask, so attention uses the memory-efficient SDPA kernel.")
     if not shape.known_family:
         notes.append(f"Model type {shape.family!r} is not one the planner knows; it is sized as a llama-like model.")
