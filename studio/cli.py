@@ -100,7 +100,9 @@ def print_export_result(result) -> None:
         for quant, check in result.parity.items():
             print(f"  {quant.upper():>7}  {'same' if check['tokenization_ok'] else 'DIFFER':>6}  {check['top1']:6.1%}  "
                   f"{check['mean_kl']:8.4f}  {check['ppl_ratio'] - 1:+7.2%}  "
-                  f"{'passed' if check['passed'] else 'FAILED'} ({check['rule']})")
+                  f"{'passed' if check['passed'] else 'FAILED'} ({check['rule']})"
+                  + ("" if check.get("meets_target") is None else
+                     f"; quality target {check['target']}: {'met' if check['meets_target'] else 'missed'}"))
     if result.preflight:
         for warning in result.preflight.warnings:
             print(f"  Note: {warning}")
