@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
 from studio.plan import ADVICE
 from ui.pages import Page
 from ui.tasks import Task
-from ui.widgets.histogram import TokenHistogram
 from ui.widgets.token_view import TokenView
 
 DATA_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt);;All files (*)"
@@ -159,14 +158,15 @@ class DataPage(Page):
         self.problems.setWordWrap(True)
         tokens = QWidget()
         column = QVBoxLayout(tokens)
-        self.histogram = TokenHistogram()
+        self._histogram = None  # built on first use: pyqtgraph's import would add ~0.5 s to the cold start
+        self._histogram_slot = QVBoxLayout()
         self.token_summary = QLabel()
         self.token_summary.setWordWrap(True)
         self.fit_cutoff = QPushButton()
         self.fit_cutoff.setToolTip(ADVICE["cutoff"])
         self.fit_cutoff.clicked.connect(self._use_suggested_cutoff)
         self.fit_cutoff.setVisible(False)
-        column.addWidget(self.histogram, 1)
+        column.addLayout(self._histogram_slot, 1)
         column.addWidget(self.token_summary)
         column.addWidget(self.fit_cutoff, 0, Qt.AlignmentFlag.AlignLeft)
         example = QWidget()
@@ -252,8 +252,19 @@ class DataPage(Page):
         else:
             self._stale = True  # the Method page moves the cutoff many times a second; redraw when shown
 
+    @property
+    def histogram(self):
+        if self._histogram is None:
+            from ui.widgets.histogram import TokenHistogram
+
+            self._histogram = TokenHistogram()
+            self._histogram.set_bins([], self.project.train.max_seq_len)
+            self._histogram_slot.addWidget(self._histogram)
+        return self._histogram
+
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
+        self.histogram  # noqa: B018 - build the chart now that the page is seen
         if self._stale:
             self._stale = False
             self._show_cutoff_and_split()
@@ -375,7 +386,8 @@ class DataPage(Page):
         self.preview.setRowCount(0)
         self.preview.setColumnCount(0)
         self.problems.clear()
-        self.histogram.set_bins([], self.project.train.max_seq_len)
+        if self._histogram is not None:
+            self._histogram.set_bins([], self.project.train.max_seq_len)
         self.token_summary.setText("")
         self.token_view.set_pieces([])
         self.split_label.setText("")
