@@ -55,19 +55,29 @@ class HfChat:
         self.device = device
 
     def stream(self, messages: list[dict], max_tokens: int = 200, temperature: float = 0.0) -> Iterator[str]:
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        stop = threading.Event()
+
+        class StopWhenAsked(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return stop.is_set()
 
         prompt = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                     return_dict=True).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = dict(**prompt, max_new_tokens=max_tokens, streamer=streamer, do_sample=temperature > 0,
-                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+                      pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                      stopping_criteria=StoppingCriteriaList([StopWhenAsked()]))
         if temperature > 0:
             kwargs["temperature"] = temperature
         thread = threading.Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
         thread.start()
-        yield from streamer
-        thread.join()
+        try:
+            yield from streamer
+        finally:  # also when the caller stops reading: generation ends at the next token, not 200 tokens later
+            stop.set()
+            thread.join()
 
     def reply(self, messages: list[dict], **kw) -> str:
         return "".join(self.stream(messages, **kw)).strip()
