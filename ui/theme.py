@@ -25,6 +25,19 @@ QGroupBox::title { subcontrol-origin: margin; left: 8px; padding: 0 4px; }
 """
 
 
+# Fusion draws radio and check indicators with an outline a shade darker than the window: invisible on a
+# dark window, so the dark theme draws its own.
+_DARK_INDICATORS = """
+QRadioButton::indicator, QCheckBox::indicator { width: 13px; height: 13px; border: 1px solid #8a8f98;
+    background: #1e1f22; }
+QRadioButton::indicator { border-radius: 7px; }
+QRadioButton::indicator:checked { background: qradialgradient(cx:0.5, cy:0.5, radius:0.5, fx:0.5, fy:0.5,
+    stop:0 %(accent)s, stop:0.55 %(accent)s, stop:0.65 #1e1f22, stop:1 #1e1f22); border-color: %(accent)s; }
+QCheckBox::indicator:checked { background: %(accent)s; border-color: %(accent)s; }
+QRadioButton::indicator:disabled, QCheckBox::indicator:disabled { border-color: #4a4d52; }
+"""
+
+
 def saved_choice() -> str:
     value = QSettings().value("theme", "system")
     return value if value in THEMES else "system"
@@ -43,7 +56,8 @@ def apply(choice: str) -> None:
     app.setStyle("Fusion")
     dark = is_dark(choice)
     app.setPalette(_dark_palette() if dark else app.style().standardPalette())
-    app.setStyleSheet(_STYLE % {"accent": ACCENT, "hint": "#9aa0a6" if dark else "#6b7078"})
+    style = _STYLE + (_DARK_INDICATORS if dark else "")
+    app.setStyleSheet(style % {"accent": ACCENT, "hint": "#9aa0a6" if dark else "#6b7078"})
     app.setProperty("dark_theme", dark)
 
 
