@@ -22,9 +22,11 @@ class Task(QObject):
     cancelled_ = Signal()
     finished = Signal()       # after exactly one of succeeded / failed / cancelled_
 
-    def __init__(self, work: Callable[[Callable[[str, float], None], Callable[[], bool]], Any], parent=None):
+    def __init__(self, work: Callable[[Callable[[str, float], None], Callable[[], bool]], Any], parent=None,
+                 needs_ml: bool = False):
         super().__init__(parent)
         self._work = work
+        self._needs_ml = needs_ml  # the work imports transformers/torch: see import_ml_libraries
         self._cancel = threading.Event()
         self._thread = _Thread(self._run)
         self._thread.finished.connect(self.finished)
@@ -55,6 +57,8 @@ class Task(QObject):
 
     def _run(self) -> None:
         try:
+            if self._needs_ml:
+                import_ml_libraries()
             result = self._work(lambda message, fraction: self.progress.emit(message, float(fraction)),
                                 self._cancel.is_set)
         except Cancelled:
@@ -74,6 +78,17 @@ class Task(QObject):
 
 
 _RUNNING: set[Task] = set()
+_ML_IMPORT = threading.Lock()
+
+
+def import_ml_libraries() -> None:
+    """Import transformers (and so torch) fully, one thread at a time. Its lazy module is not safe to import
+    from two threads at once: two pages' tasks starting together raised "cannot import name 'AutoTokenizer'"."""
+    with _ML_IMPORT:
+        import transformers
+
+        transformers.AutoTokenizer  # noqa: B018 - resolves the lazy attributes the tasks use
+        transformers.AutoModelForCausalLM  # noqa: B018
 
 
 def stop_all(ms: int = 30_000) -> None:

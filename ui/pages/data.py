@@ -310,7 +310,8 @@ class DataPage(Page):
             self.studio.readiness_changed.emit()
             return
         project = copy.deepcopy(self.project)  # the Task reads a snapshot while the pages keep editing
-        task = Task(lambda progress, cancelled: inspect_project_data(project, progress, cancelled), self)
+        task = Task(lambda progress, cancelled: inspect_project_data(project, progress, cancelled), self,
+                    needs_ml=True)
         self._running.add(task)
         task.finished.connect(lambda: self._running.discard(task))
         task.progress.connect(lambda message, fraction: self._progressed(task, message, fraction))

@@ -283,7 +283,8 @@ class ExportPage(Page):
         run_dir, quants, out_dir, overwrite = self.studio.run_dir, self.quants, self.out_dir, self.overwrite.isChecked()
         if run_dir is None:
             return
-        self.check_task = Task(lambda progress, cancelled: checks(run_dir, quants, out_dir, overwrite), self)
+        self.check_task = Task(lambda progress, cancelled: checks(run_dir, quants, out_dir, overwrite), self,
+                               needs_ml=True)
         self.check_task.succeeded.connect(lambda answer, key=(run_dir, quants): self._checked(key, *answer))
         self.check_task.failed.connect(self.checks_label.setText)
         self.check_task.start()
@@ -300,10 +301,15 @@ class ExportPage(Page):
             box.setText(quant.upper() + (f"  ~{megabytes(size)}" if size else ""))
         lines = []
         if preflight is not None:
-            lines += [f"<span style='color:#e74c3c'>✗ {problem}</span>" for problem in preflight.problems]
+            existing = [p for p in preflight.problems if "already exist" in p]
+            # Files from an earlier export are not an error to someone who just exported: say it plainly.
+            lines += [f"<span style='color:#e74c3c'>✗ {problem}</span>" for problem in preflight.problems
+                      if problem not in existing]
             lines += [f"<span style='color:#e0a800'>! {warning}</span>" for warning in preflight.warnings]
-            if any("already exist" in problem for problem in preflight.problems):
-                lines.append("Tick “Replace files of the same name” to write over them.")
+            if existing:
+                names = existing[0].split(" already exist")[0]
+                lines.append(f"Already exported: {names}. To export again, tick “Replace files of the same name” "
+                             "or choose another folder.")
             if preflight.ok:
                 lines.append(f"✓ Ready: about {megabytes(preflight.needed_bytes)} needed, "
                              f"{megabytes(preflight.free_bytes)} free.")
@@ -326,7 +332,7 @@ class ExportPage(Page):
 
         self.result = None
         self._show_result(None)
-        self.task = Task(work, self)
+        self.task = Task(work, self, needs_ml=True)
         self.task.progress.connect(self._progress)
         self.task.succeeded.connect(self._exported)
         self.task.failed.connect(lambda message: self.status.setText(f"Export failed: {message}"))

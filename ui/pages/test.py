@@ -170,7 +170,7 @@ class TestPage(Page):
             from studio.heldout import held_out_examples
             return held_out_examples(run_dir, HELD_OUT_SHOWN)
 
-        self._examples_task = Task(work, self)
+        self._examples_task = Task(work, self, needs_ml=True)
         self._examples_task.succeeded.connect(self._show_examples)
         self._examples_task.failed.connect(lambda message: self.reference.setText(message))
         self._examples_task.start()
@@ -257,7 +257,7 @@ class TestPage(Page):
         for side, key in self._sources().items():
             pane = self.panes[side]
             pane.ask(question)
-            task = Task(self._answer_work(key, base_name, messages), self)
+            task = Task(self._answer_work(key, base_name, messages), self, needs_ml=True)
             task.progress.connect(lambda text, fraction, p=pane: p.note(text) if fraction == STATUS else p.add(text))
             task.failed.connect(lambda message, p=pane: p.note(message))
             task.cancelled_.connect(lambda p=pane: p.note("stopped"))
