@@ -182,6 +182,13 @@ def new_command(args) -> int:
         project.model.name = args.model
     if args.data:
         project.data.train_file = os.path.relpath(Path(args.data).resolve(), path.resolve().parent)
+    if args.method:
+        project.method.method = args.method
+        project.validate()
+    if args.preset:
+        from studio.presets import apply_preset
+
+        apply_preset(project, args.preset)  # after the method: a preset's learning rate depends on it
     print(f"Project written: {save_project(project, path)}")
     return EXIT_OK
 
@@ -227,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--data", help="the training data file")
     p.add_argument("--model", help="base model: a folder, a Hub id, or embedded:SmolLM2-135M-Instruct")
+    p.add_argument("--method", help="full, lora, qlora, lora8bit or dora (default lora)")
+    p.add_argument("--preset", help="start from a preset, as on the Method page: 'Quick test', 'Balanced', 'Max quality'")
     p.add_argument("--force", action="store_true", help="replace an existing project file")
     p.set_defaults(func=new_command)
 

@@ -61,3 +61,13 @@ def test_cli_new_refuses_overwrite(tmp_path, capsys):
     assert main(["new", str(tmp_path / "p")]) == 0
     assert main(["new", str(tmp_path / "p")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_cli_new_with_a_preset_matches_the_method_page(tmp_path, capsys):
+    assert main(["new", str(tmp_path / "full"), "--method", "full", "--preset", "Max quality"]) == 0
+    project = load_project(tmp_path / "full.ftproj.toml")
+    assert project.method.method == "full" and project.method.rank == 64
+    assert project.train.learning_rate == 1e-5 and project.train.gradient_checkpointing  # the full-FT variant
+    assert main(["new", str(tmp_path / "typo"), "--preset", "fast"]) == 2
+    assert "Presets: Quick test, Balanced, Max quality" in capsys.readouterr().err
+    assert not (tmp_path / "typo.ftproj.toml").exists()
