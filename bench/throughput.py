@@ -62,21 +62,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "throughput.json"
 
-MODELS = {  # published config.json values (the keys that shape the model)
-    "Qwen2.5-0.5B": dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                         num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
-                         max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6),
-    "Qwen2.5-1.5B": dict(model_type="qwen2", hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                         num_attention_heads=12, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
-                         max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6),
-    "Qwen2.5-7B": dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                       num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False,
-                       max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6),
+from studio.catalog import find  # noqa: E402 - after the path setup above
+
+# The catalog holds each model's published shape; a random-init model of that shape is all the benchmark needs.
+MODELS = {name: dict(find(f"Qwen/{name}-Instruct").config) for name in ("Qwen2.5-0.5B", "Qwen2.5-1.5B", "Qwen2.5-7B")}
+MODELS.update({
     # --quick only: small enough for a CPU
     "tiny-qwen2": dict(model_type="qwen2", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                        num_attention_heads=4, num_key_value_heads=2, vocab_size=4096, tie_word_embeddings=True,
                        max_position_embeddings=2048, rope_theta=1000000.0, rms_norm_eps=1e-6),
-}
+})
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 RECIPES = ("studio", "studio_nockpt", "plain", "plain_expandable", "unsloth")
 TOKEN_IDS = 4000  # data uses token ids below this: every recipe learns the same small unigram first

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel
 
 THEMES = ("system", "light", "dark")
 ACCENT = "#2f7de1"
@@ -36,6 +36,13 @@ QRadioButton::indicator:checked { background: qradialgradient(cx:0.5, cy:0.5, ra
 QCheckBox::indicator:checked { background: %(accent)s; border-color: %(accent)s; }
 QRadioButton::indicator:disabled, QCheckBox::indicator:disabled { border-color: #4a4d52; }
 """
+
+
+def role_label(role: str, text: str = "") -> QLabel:
+    """A label the style sheet colours by its role: heading, hint, good, warn or bad."""
+    label = QLabel(text)
+    label.setProperty("role", role)
+    return label
 
 
 def saved_choice() -> str:

@@ -51,14 +51,7 @@ def prepare_dataset(project, tokenizer, progress: Progress | None = None,
         return PreparedData(*hit, from_cache=True)
 
     out = PreparedData([], [])
-    rows, train_src = _read(train_at, settings, out.skipped, progress, cancel)
-    eval_rows, eval_src = _read(eval_at, settings, out.skipped, progress, cancel) if eval_at else ([], train_src)
-    if settings.drop_duplicates:
-        rows = _drop_duplicates(rows, set(), out.skipped, train_src)
-        if eval_at:  # an eval row that is also a training row would flatter the eval loss
-            eval_rows = _drop_duplicates(eval_rows, {fingerprint(r) for r in rows}, out.skipped, eval_src)
-    if not eval_at:
-        rows, eval_rows = split_rows(rows, settings.eval_fraction, seed=project.train.seed)
+    rows, eval_rows, train_src, eval_src = read_split(project, out.skipped, progress, cancel)
 
     total = max(1, len(rows) + len(eval_rows))
     for target, source, src in ((out.train, rows, train_src), (out.eval, eval_rows, eval_src)):
@@ -87,6 +80,32 @@ def prepare_dataset(project, tokenizer, progress: Progress | None = None,
     if progress:
         progress("Tokenizing", 1.0)
     return out
+
+
+def read_split(project, skipped: list | None = None, progress=None, cancel=None):
+    """(train rows, eval rows, train source, eval source): the project's usable rows, duplicates dropped when
+    asked, split with the project's seed. The trainer, the Test page's held-out examples and the export check
+    all use this, so "held out" means the same rows everywhere."""
+    settings = project.data
+    skipped = [] if skipped is None else skipped
+    train_at = locate(project, settings.train_file)
+    eval_at = locate(project, settings.eval_file) if settings.eval_file else ""
+    rows, train_src = _read(train_at, settings, skipped, progress, cancel)
+    eval_rows, eval_src = _read(eval_at, settings, skipped, progress, cancel) if eval_at else ([], train_src)
+    if settings.drop_duplicates:
+        rows = _drop_duplicates(rows, set(), skipped, train_src)
+        if eval_at:  # an eval row that is also a training row would flatter the eval loss
+            eval_rows = _drop_duplicates(eval_rows, {fingerprint(r) for r in rows}, skipped, eval_src)
+    if not eval_at:
+        rows, eval_rows = split_rows(rows, settings.eval_fraction, seed=project.train.seed)
+    return rows, eval_rows, train_src, eval_src
+
+
+def with_system(messages: list[dict], system_prompt: str) -> list[dict]:
+    """The conversation as trained: the project's system prompt first, unless the row brings its own."""
+    if system_prompt and messages[0]["role"] != "system":
+        return [{"role": "system", "content": system_prompt}] + messages
+    return messages
 
 
 def _read(location: str, settings, skipped: list, progress, cancel):
@@ -118,7 +137,5 @@ def _drop_duplicates(rows: list[Row], seen: set[int], skipped: list, source) -> 
 def _tokenize(tokenizer, row: Row, settings, max_len: int) -> list[Example]:
     if row.text is not None:
         return tokenize_text(tokenizer, row.text, max_len)
-    messages = row.messages
-    if settings.system_prompt and messages[0]["role"] != "system":
-        messages = [{"role": "system", "content": settings.system_prompt}] + messages
+    messages = with_system(row.messages, settings.system_prompt)
     return [tokenize_conversation(tokenizer, messages, max_len, settings.train_on)]

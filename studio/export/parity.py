@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from studio.data.prepare import with_system
 from studio.errors import Cancelled
 from studio.paths import RESOURCES
 
@@ -58,33 +59,23 @@ def meets_target(quant: str, metrics: dict) -> bool | None:
 def held_out_rows(run_dir: Path) -> tuple[list, str]:
     """(rows of the run's held-out data, where they came from); the shipped samples if there are none."""
     from studio.data.inspect import scan
-    from studio.data.prepare import locate
-    from studio.data.split import split_rows
+    from studio.data.prepare import read_split
     from studio.train.runs import load_run_project
 
     project = load_run_project(run_dir)
     settings = project.data
     rows, origin = [], ""
     try:
-        if settings.eval_file:
-            rows = [r for r, _ in scan(locate(project, settings.eval_file), settings.format, settings.columns)[2] if r]
-            origin = f"the eval file {Path(settings.eval_file).name}"
-        elif settings.train_file:
-            every = [r for r, _ in scan(locate(project, settings.train_file), settings.format, settings.columns)[2] if r]
-            rows = split_rows(every, settings.eval_fraction, seed=project.train.seed)[1]
-            origin = f"the held-out split of {Path(settings.train_file).name}"
+        if settings.train_file:
+            rows = read_split(project)[1]
+            origin = (f"the eval file {Path(settings.eval_file).name}" if settings.eval_file
+                      else f"the held-out split of {Path(settings.train_file).name}")
     except Exception:  # the data moved or cannot be read any more: the shipped samples still tell the truth
         rows = []
     if not rows:
         rows = [r for path in SAMPLES for r, _ in scan(path)[2] if r]
         origin = "the shipped sample texts"
     return rows, origin
-
-
-def with_system(messages: list[dict], system_prompt: str) -> list[dict]:
-    if system_prompt and messages[0]["role"] != "system":
-        return [{"role": "system", "content": system_prompt}] + messages
-    return messages
 
 
 def render_row(tokenizer, row, system_prompt: str = "") -> str:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
 from studio.plan import ADVICE
 from ui.pages import Page
 from ui.tasks import Task
+from ui.theme import role_label
 from ui.widgets.token_view import TokenView
 
 DATA_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt);;All files (*)"
@@ -98,16 +99,14 @@ class DataPage(Page):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
         layout.setSpacing(10)
-        heading = QLabel("Training data")
-        heading.setProperty("role", "heading")
+        heading = role_label("heading", "Training data")
         layout.addWidget(heading)
         layout.addLayout(self._build_file_row())
         layout.addLayout(self._build_progress_row())
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.evidence = QLabel()
-        self.evidence.setProperty("role", "hint")
+        self.evidence = role_label("hint")
         self.evidence.setWordWrap(True)
         layout.addWidget(self.summary)
         layout.addWidget(self.evidence)
@@ -127,8 +126,7 @@ class DataPage(Page):
         choose.clicked.connect(self._choose)
         self.file_label = QLabel()
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        drop = QLabel("or drop a file anywhere on this page")
-        drop.setProperty("role", "hint")
+        drop = role_label("hint", "or drop a file anywhere on this page")
         row.addWidget(choose)
         row.addWidget(self.file_label, 1)
         row.addWidget(drop)

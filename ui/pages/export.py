@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGridLayout,
 from studio.project import QUANT_TYPES
 from ui.pages import Page
 from ui.tasks import Task
+from ui.theme import role_label
 
 # One line of advice per type, for the tooltips: what a user gives up for the smaller file.
 QUANT_ADVICE = {
@@ -106,10 +107,8 @@ class ExportPage(Page):
         self.check_task: Task | None = None
         self.result = None
 
-        heading = QLabel("Export")
-        heading.setProperty("role", "heading")
-        self.hint = QLabel("")
-        self.hint.setProperty("role", "hint")
+        heading = role_label("heading", "Export")
+        self.hint = role_label("hint", "")
         self.hint.setWordWrap(True)
 
         types = QGroupBox("GGUF types")
@@ -171,8 +170,7 @@ class ExportPage(Page):
         self.files.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.open_button = QPushButton("Open folder")
         self.open_button.clicked.connect(self.open_folder)
-        self.modelfile = QLabel("")
-        self.modelfile.setProperty("role", "hint")
+        self.modelfile = role_label("hint", "")
         self.modelfile.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         result_row = QHBoxLayout()
         result_row.addWidget(self.modelfile, 1)

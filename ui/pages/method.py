@@ -16,6 +16,7 @@ from studio.plan import ADVICE, METHOD_ADVICE, auto_fit, estimate, verdict
 from studio.presets import apply_changes, apply_preset, list_presets
 from studio.project import METHODS, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainSettings
 from ui.pages import Page
+from ui.theme import role_label
 from ui.widgets.plan_gpu import planning_gpu
 from ui.widgets.sci_spin import ScientificSpinBox
 from ui.widgets.vram_panel import VramPanel
@@ -82,16 +83,14 @@ class MethodPage(Page):
         column = QVBoxLayout(self.settings_panel)
         column.setContentsMargins(0, 0, 8, 0)
         column.setSpacing(12)
-        heading = QLabel("Method and settings")
-        heading.setProperty("role", "heading")
+        heading = role_label("heading", "Method and settings")
         column.addWidget(heading)
         column.addLayout(self._build_presets())
         column.addWidget(self._build_methods())
         column.addWidget(self._build_adapter())
         column.addWidget(self._build_training())
         column.addWidget(self._build_advanced())
-        self.message = QLabel()
-        self.message.setProperty("role", "bad")
+        self.message = role_label("bad")
         self.message.setWordWrap(True)
         column.addWidget(self.message)
         column.addStretch(1)
@@ -139,8 +138,7 @@ class MethodPage(Page):
         for method in METHODS:
             button = QRadioButton(METHOD_NAMES.get(method, method))
             button.setToolTip(METHOD_ADVICE.get(method, ""))
-            hint = QLabel(first_sentence(METHOD_ADVICE.get(method, "")))
-            hint.setProperty("role", "hint")
+            hint = role_label("hint", first_sentence(METHOD_ADVICE.get(method, "")))
             hint.setWordWrap(True)
             hint.setContentsMargins(24, 0, 0, 6)
             hint.setToolTip(METHOD_ADVICE.get(method, ""))

@@ -15,6 +15,7 @@ from studio.plan import estimate, shape_from_config, verdict
 from studio.plan.fit import status_of
 from ui.pages import Page
 from ui.tasks import Task
+from ui.theme import role_label
 from ui.widgets.plan_gpu import planning_gpu
 from ui.widgets.vram_panel import STATUS_ROLE, set_role
 
@@ -34,19 +35,16 @@ class ModelPage(Page):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
         layout.setSpacing(10)
-        heading = QLabel("Base model")
-        heading.setProperty("role", "heading")
-        hint = QLabel("The model you fine-tune. Catalog models are sized without a download; the weights are "
-                      "fetched from the Hugging Face Hub once, when training first needs them.")
-        hint.setProperty("role", "hint")
+        heading = role_label("heading", "Base model")
+        hint = role_label("hint", "The model you fine-tune. Catalog models are sized without a download; the "
+                                  "weights are fetched from the Hugging Face Hub once, when training first needs them.")
         hint.setWordWrap(True)
         layout.addWidget(heading)
         layout.addWidget(hint)
         self.table = self._build_table()
         layout.addWidget(self.table, 1)
         layout.addLayout(self._build_other_sources())
-        self.message = QLabel()
-        self.message.setProperty("role", "bad")
+        self.message = role_label("bad")
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
         layout.addWidget(self._build_details())
@@ -103,8 +101,7 @@ class ModelPage(Page):
         self.chosen_label = QLabel()
         self.chosen_label.setStyleSheet("font-size: 15px; font-weight: 600;")
         self.chosen_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.shape_label = QLabel()
-        self.shape_label.setProperty("role", "hint")
+        self.shape_label = role_label("hint")
         self.shape_label.setWordWrap(True)
         self.verdict_label = QLabel()
         self.verdict_label.setWordWrap(True)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QLis
 
 from ui.pages import Page
 from ui.tasks import Task
+from ui.theme import role_label
 from ui.widgets.chat_pane import ChatPane
 
 MAX_TOKENS = 200
@@ -74,10 +75,8 @@ class TestPage(Page):
         self._examples_task = None
         self._examples_for = None  # the run whose held-out examples are listed
 
-        heading = QLabel("Test")
-        heading.setProperty("role", "heading")
-        self.hint = QLabel("")
-        self.hint.setProperty("role", "hint")
+        heading = role_label("heading", "Test")
+        self.hint = role_label("hint", "")
         self.hint.setWordWrap(True)
 
         self.held_out = QListWidget()

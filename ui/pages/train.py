@@ -18,6 +18,7 @@ from studio.errors import StudioError
 from studio.project import save_project
 from studio.train.runs import EVENTS_FILE, latest_checkpoint
 from ui.pages import Page
+from ui.theme import role_label
 from ui.widgets.plots import TrainingPlots
 from ui.widgets.run_state import RunState, list_runs, read_run
 
@@ -96,17 +97,15 @@ class TrainPage(Page):
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.status = QLabel("Ready to train.")
-        self.timing = QLabel("")
-        self.timing.setProperty("role", "hint")
+        self.timing = role_label("hint", "")
         status_row = QHBoxLayout()
         status_row.addWidget(self.status, 1)
         status_row.addWidget(self.timing)
 
         self.problem = QFrame()
         self.problem.setFrameShape(QFrame.Shape.StyledPanel)
-        self.problem_text = QLabel()
+        self.problem_text = role_label("bad")
         self.problem_text.setWordWrap(True)
-        self.problem_text.setProperty("role", "bad")
         self.problem_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.fix_button = QPushButton("Apply the fix")
         self.fix_button.clicked.connect(self.apply_fix)
@@ -131,8 +130,7 @@ class TrainPage(Page):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
         layout.setSpacing(8)
-        heading = QLabel("Train")
-        heading.setProperty("role", "heading")
+        heading = role_label("heading", "Train")
         layout.addWidget(heading)
         layout.addLayout(top)
         layout.addWidget(self.progress)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
+from ui.theme import role_label
+
 
 class ChatPane(QWidget):
     def __init__(self, title: str, parent=None):
         super().__init__(parent)
         self.heading = QLabel(title)
         self.heading.setStyleSheet("font-weight: 600;")
-        self.source = QLabel("")
-        self.source.setProperty("role", "hint")
+        self.source = role_label("hint", "")
         self.source.setWordWrap(True)
         self.view = QPlainTextEdit()
         self.view.setReadOnly(True)

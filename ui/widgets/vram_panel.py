@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
+from ui.theme import role_label
 from ui.widgets.plan_gpu import PlanForCombo
 from ui.widgets.vram_bar import GiB, VramBar, VramLegend
 
@@ -29,8 +30,7 @@ class VramPanel(QFrame):
         column = QVBoxLayout(self)
         column.setContentsMargins(14, 14, 14, 14)
         column.setSpacing(8)
-        heading = QLabel("GPU memory")
-        heading.setProperty("role", "heading")
+        heading = role_label("heading", "GPU memory")
         column.addWidget(heading)
         plan_row = QHBoxLayout()
         plan_row.addWidget(QLabel("Judge against:"))
@@ -42,8 +42,7 @@ class VramPanel(QFrame):
         column.addWidget(self.estimate_label)
         self.bar = VramBar()
         column.addWidget(self.bar)
-        self.scale_label = QLabel()
-        self.scale_label.setProperty("role", "hint")
+        self.scale_label = role_label("hint")
         self.scale_label.setWordWrap(True)
         column.addWidget(self.scale_label)
         self.legend = VramLegend()
@@ -62,8 +61,7 @@ class VramPanel(QFrame):
         self.auto_fit_button.setToolTip("The largest batch that fits, with gradient accumulation raised to keep "
                                         "the effective batch (batch × accumulation) where it is.")
         column.addWidget(self.auto_fit_button, 0, Qt.AlignmentFlag.AlignLeft)
-        self.assumptions = QLabel()
-        self.assumptions.setProperty("role", "hint")
+        self.assumptions = role_label("hint")
         self.assumptions.setWordWrap(True)
         column.addWidget(self.assumptions)
         column.addStretch(1)
