@@ -26,11 +26,11 @@ CONFIGS = {
 }
 
 
-def _model(cfg):
+def _model(cfg, dtype="bfloat16"):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
     torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), dtype=torch.bfloat16,
+    return AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), dtype=getattr(torch, dtype),
                                             attn_implementation="sdpa")
 
 
@@ -156,13 +156,14 @@ def _saved_activation_bytes(model, ids):
     return sum(alive.values())
 
 
-@pytest.mark.parametrize("name,method", [("llama", "full"), ("qwen2", "lora"), ("gemma", "lora"),
-                                         ("qwen3", "dora")])
-def test_activation_term_matches_saved_tensors(name, method):
+@pytest.mark.parametrize("name,method,precision", [("llama", "full", "bf16"), ("qwen2", "lora", "bf16"),
+                                                   ("gemma", "lora", "bf16"), ("qwen3", "dora", "bf16"),
+                                                   ("llama", "lora", "fp32")])
+def test_activation_term_matches_saved_tensors(name, method, precision):
     import torch
     from peft import LoraConfig, get_peft_model
     cfg = dict(CONFIGS[name], num_hidden_layers=3)
-    model = _model(cfg)
+    model = _model(cfg, "float32" if precision == "fp32" else "bfloat16")
     model.train()
     if method != "full":  # dropout 0: on CPU dropout keeps an fp32 mask where CUDA keeps a bool one
         model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
@@ -170,7 +171,7 @@ def test_activation_term_matches_saved_tensors(name, method):
     B, T = 2, 48
     measured = _saved_activation_bytes(model, torch.randint(0, 320, (B, T))) - 4 * 320 * B * T  # minus log-softmax
     e = estimate(cfg, PlanSettings(method=method, rank=4, dropout=0.0, batch_size=B, max_seq_len=T,
-                                   masked_attention=False))
+                                   masked_attention=False, precision=precision))
     assert measured * 0.97 <= e.breakdown["activations"] <= measured * 1.05
 
 

@@ -37,7 +37,9 @@ Terms (bytes):
                        MLP: gate, up and act(gate) outputs: 3*c*I
                        inputs of trainable 16-bit linears (full FT): c*(2h + I) (o_proj reuses the attention
                          output); 8-bit bases keep the same inputs for their backward
-                       each LoRA linear: its fp32 input copy a*d_in, the dropout mask d_in, A's output a*r;
+                       each LoRA linear: its fp32 input copy a*d_in, the dropout mask d_in, A's output a*r
+                         (fp32 weights without dropout: A keeps the block's own input tensor, once for
+                         the linears that share it);
                          DoRA adds the LoRA output a*d_out, the base output (c*d_out, or a*d_out recomputed
                          with dropout) and, with dropout, an fp32 copy of each adapted weight a*d_in*d_out
                        (in the first block of an adapter method, nothing upstream needs a gradient: its
@@ -400,16 +402,29 @@ def _layer_bytes(shape: Shape, s: PlanSettings, targets, c: int, a: int) -> int:
     # inputs kept for the weight gradient of trainable linears, or by bitsandbytes' 8-bit matmul
     if full or s.method == "lora8bit":
         total += c * (2 * h + I)
+    read = set()  # the block's own tensors that adapters read uncast and undropped (kept once each)
     for lin in targets:  # LoRA / DoRA branches
         keep = a * lin.d_in + (lin.d_in if s.dropout > 0 else 0) + a * s.rank
         if c == a and s.dropout == 0:
-            keep = a * s.rank  # no cast and no dropout: A reads the input the block already keeps
+            # no cast and no dropout: A keeps the block's tensor itself, which the frozen block would not:
+            # a norm's output (shared by q/k/v, by gate/up), act(gate)*up; the attention output only
+            # when SDPA's transposed output was copied (padded rows), else it is the kernel's own output
+            source = _ADAPTER_INPUT.get(lin.name, lin.name)
+            shared = source in read or (source == "attention output" and not s.masked_attention)
+            read.add(source)
+            keep = a * s.rank + (0 if shared else a * lin.d_in)
         if s.method == "dora":
             # the LoRA output (fp32) and the base output: the block's own with no dropout, else
             # recomputed in fp32 from the dropped-out input
             keep += a * lin.d_out + (a if s.dropout > 0 else c) * lin.d_out
         total += keep
     return total
+
+
+# Which tensor of the block each adapted linear reads.
+_ADAPTER_INPUT = {"q_proj": "attention norm", "k_proj": "attention norm", "v_proj": "attention norm",
+                  "qkv_proj": "attention norm", "o_proj": "attention output", "gate_proj": "MLP norm",
+                  "up_proj": "MLP norm", "gate_up_proj": "MLP norm", "down_proj": "act(gate)*up"}
 
 
 def _first_layer_credit(shape: Shape, s: PlanSettings, targets) -> int:
