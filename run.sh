@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fine-Tune Studio, from a fresh clone:
-#   ./run.sh        set everything up, then open the app (or, with no display, run `ftstudio demo`)
+#   ./run.sh        set everything up, add the app to the applications menu and open it
+#                   (with no display: run `ftstudio demo`)
 #   ./run.sh test   set everything up, then run the tests
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -23,4 +24,8 @@ if [ "${1:-}" = "test" ]; then
   export HF_HUB_OFFLINE=1 QT_QPA_PLATFORM=offscreen
   exec python -m pytest -q "$@"
 fi
-if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then exec ftstudio; else exec ftstudio demo; fi
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  # the first time: a launcher in the applications menu, so the next start needs no terminal
+  ftstudio shortcut --if-missing || true
+  exec ftstudio
+else exec ftstudio demo; fi

@@ -218,6 +218,21 @@ def gui_command(args) -> int:
     return gui_main(args.project)
 
 
+def shortcut_command(args) -> int:
+    from studio import shortcut
+
+    if args.remove:
+        removed = shortcut.remove()
+        print("\n".join(f"removed {path}" for path in removed) or "There was no launcher to remove.")
+        return 0
+    if args.if_missing and shortcut.menu_entry_path().is_file():
+        return 0
+    for path in shortcut.install(desktop=args.desktop):
+        print(f"wrote {path}")
+    print(f"{shortcut.APP_NAME} is in your applications menu" + (" and on your desktop." if args.desktop else "."))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ftstudio", description="Fine-Tune Studio: fine-tune a language model "
                                      "on your own GPU and export a GGUF. With no command, opens the app.")
@@ -272,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", required=True)
     p.add_argument("--max-tokens", type=int, default=200)
     p.set_defaults(func=chat_command)
+
+    p = sub.add_parser("shortcut", help="put the app in your applications menu (and on the desktop)")
+    p.add_argument("--desktop", action="store_true", help="also put a launcher on the desktop")
+    p.add_argument("--remove", action="store_true", help="take the launchers away again")
+    p.add_argument("--if-missing", action="store_true", help=argparse.SUPPRESS)  # run.sh: only the first time
+    p.set_defaults(func=shortcut_command)
 
     register_data(sub)
     register_plan(sub)

@@ -103,6 +103,8 @@ class MainWindow(QMainWindow):
         for name in theme.THEMES:
             self._add_action(theme_menu, name.capitalize(), None, lambda checked=False, n=name: theme.apply(n))
         help_menu = self.menuBar().addMenu("&Help")
+        if sys.platform != "darwin":
+            self._add_action(help_menu, "Add to the applications &menu and desktop", None, self.add_launcher)
         self._add_action(help_menu, "&About Fine-Tune Studio", None, self._about)
 
     def _add_action(self, menu, text, shortcut, slot) -> QAction:
@@ -218,6 +220,17 @@ class MainWindow(QMainWindow):
         else:
             self.statusBar().showMessage("No NVIDIA GPU found: training runs on the CPU (slowly; fine for a "
                                          "quick test of a small model). QLoRA and 8-bit LoRA need a GPU.")
+
+    def add_launcher(self) -> None:
+        """A launcher in the system's menu and on the desktop (studio.shortcut), made off the GUI thread:
+        on Windows it takes PowerShell a second or two."""
+        from studio import shortcut
+
+        self._launcher_task = task = Task(lambda progress, cancelled: shortcut.install(desktop=True), self)
+        task.succeeded.connect(lambda written: self.statusBar().showMessage(
+            f"{shortcut.APP_NAME} is now in your applications menu and on your desktop.", 8000))
+        task.failed.connect(lambda message: QMessageBox.warning(self, "No launcher made", message))
+        task.start()
 
     def _about(self) -> None:
         QMessageBox.about(self, "About Fine-Tune Studio",
