@@ -158,6 +158,38 @@ def test_chunked_loss_in_bf16_stays_close_to_fp32():
     assert low.dtype == torch.float32 and abs(low.item() - exact.item()) / exact.item() < 1e-2
 
 
+def _peak_allocated_during(work) -> int:
+    """Peak bytes of CPU tensors allocated while `work()` runs, over what existed before (torch.profiler)."""
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        work()
+    peak, stack = 0, list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.tag == _EventType.Allocation:
+            peak = max(peak, node.extra_fields.total_allocated)
+    return peak
+
+
+def test_chunked_loss_holds_one_chunk_of_logits_at_a_time():
+    torch.manual_seed(0)
+    n, h, vocab, chunk = 2048, 64, 8192, 256
+    hidden = torch.randn(1, n, h, requires_grad=True)
+    weight = torch.randn(vocab, h, requires_grad=True)
+    labels = torch.randint(0, vocab, (1, n))
+
+    def step():
+        loss, _ = linear_cross_entropy_sum(hidden, weight, labels, chunk=chunk)
+        loss.backward()
+
+    chunk_logits = 4 * chunk * vocab  # 8 MiB; all the logits would be 64 MiB
+    gradients = 2 * 4 * (n * h + vocab * h)  # the kept gradients and the ones backward hands out
+    # one chunk's logits and log-sum-exp's temporary of the same size; never a third chunk
+    assert _peak_allocated_during(step) <= 2 * chunk_logits + gradients + 2 ** 20
+
+
 def test_lean_loss_covers_plain_heads_only():
     from peft import LoraConfig, get_peft_model
     model = tiny_llama()

@@ -30,27 +30,9 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         grad_w = torch.zeros(weight.shape, dtype=wide, device=weight.device) if need_w else None
         total = torch.zeros((), dtype=wide, device=hidden.device)
         for start in range(0, hidden.shape[0], chunk):
-            h = hidden[start:start + chunk]
-            y = targets[start:start + chunk]
-            logits = h @ weight.T
-            logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # 16-bit -> fp32
-            if softcap:
-                squashed = torch.tanh(logits / softcap)
-                logits = squashed * softcap
-            lse = torch.logsumexp(logits, dim=-1)
-            total += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
-            if not (need_h or need_w):
-                continue
-            # d(lse - logit_y)/d logits = softmax - one_hot(y); reuse the logits' memory for it
-            grad = logits.sub_(lse[:, None]).exp_()
-            grad[torch.arange(len(y), device=y.device), y] -= 1
-            if softcap:
-                grad *= 1 - squashed * squashed
-            grad = grad.to(weight.dtype)
-            if need_h:
-                grad_h[start:start + chunk] = grad @ weight
-            if need_w:
-                grad_w += grad.T @ h
+            end = start + chunk
+            total += _chunk_loss(hidden[start:end], weight, targets[start:end], softcap,
+                                 grad_h[start:end] if need_h else None, grad_w)
         ctx.save_for_backward(grad_h, grad_w)
         ctx.weight_dtype = weight.dtype
         return total
@@ -61,6 +43,31 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         gh = grad_h * grad_total.to(grad_h.dtype) if grad_h is not None else None
         gw = (grad_w * grad_total).to(ctx.weight_dtype) if grad_w is not None else None
         return gh, gw, None, None, None
+
+
+def _chunk_loss(h, weight, y, softcap, grad_h, grad_w):
+    """One chunk's summed loss; writes its gradients into grad_h (this chunk's rows) and adds into grad_w.
+    A function of its own so that the chunk's logits are freed on return, before the next chunk's exist."""
+    logits = h @ weight.T
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # 16-bit -> fp32
+    if softcap:
+        squashed = torch.tanh(logits / softcap)
+        logits = squashed * softcap
+    lse = torch.logsumexp(logits, dim=-1)
+    loss = (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
+    if grad_h is None and grad_w is None:
+        return loss
+    # d(lse - logit_y)/d logits = softmax - one_hot(y); reuse the logits' memory for it
+    grad = logits.sub_(lse[:, None]).exp_()
+    grad[torch.arange(len(y), device=y.device), y] -= 1
+    if softcap:
+        grad *= 1 - squashed * squashed
+    grad = grad.to(weight.dtype)
+    if grad_h is not None:
+        grad_h.copy_(grad @ weight)
+    if grad_w is not None:
+        grad_w += grad.T @ h
+    return loss
 
 
 def linear_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
