@@ -225,7 +225,7 @@ def shortcut_command(args) -> int:
         removed = shortcut.remove()
         print("\n".join(f"removed {path}" for path in removed) or "There was no launcher to remove.")
         return 0
-    if args.if_missing and shortcut.menu_entry_path().is_file():
+    if args.if_missing and shortcut.installed():
         return 0
     for path in shortcut.install(desktop=args.desktop):
         print(f"wrote {path}")

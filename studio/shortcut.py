@@ -84,6 +84,13 @@ def desktop_entry(command: list[str], icon: Path) -> str:
     ])
 
 
+def installed() -> bool:
+    """Whether the application-menu launcher is there already."""
+    if os.name == "nt":
+        return (_windows_folder("Programs") / f"{APP_NAME}.lnk").is_file()
+    return menu_entry_path().is_file()
+
+
 def install(desktop: bool = False) -> list[Path]:
     """Put the app in the application menu (and on the desktop when asked); returns what was written."""
     if sys.platform == "darwin":
