@@ -1,17 +1,32 @@
-"""How close is studio.plan's estimate to the real peak? Train a few steps on a CUDA GPU and compare.
+"""How close is studio.plan's estimate to the real peak? Train a few steps with the studio's trainer and compare.
 
 For each configuration below (random-init models of real published configs, 0.5B to 7B) it trains a few real
-steps the way the studio's trainer does (bf16 weights without autocast, SDPA attention, peft LoRA / DoRA with
-fp32 adapters, bitsandbytes NF4 double-quant or 8-bit bases, torch AdamW, the loss transformers computes over
-the full logits) and records torch.cuda.max_memory_reserved() beside the estimate's reserved_bytes. Each
-configuration runs in its own process, so one peak never leaks into the next and an OOM stays contained.
+steps exactly as users train: studio.train.worker.load_model (bf16 weights without autocast, peft LoRA / DoRA
+with fp32 adapters, bitsandbytes NF4 double-quant or 8-bit bases, the attention the trainer picks) and
+studio.train.trainer.build_trainer (packed token-budget rows, or padded rows for the "masked" cases; the
+chunked loss; the studio's checkpointing; the optimizer chosen), on examples that fill every batch (the
+planner's worst case: batch_size x max_seq_len tokens, all of them trained). It records
+torch.cuda.max_memory_reserved() beside the estimate's reserved_bytes. Each configuration runs in its own
+process, so one peak never leaks into the next and an OOM stays contained.
 
     python bench/vram_accuracy.py              # all cases; writes bench/results/vram_accuracy.json
     python bench/vram_accuracy.py --cases 0-7  # some cases; merged into the existing results file
     python bench/vram_accuracy.py --dry-run    # print the cases and their estimates (no GPU needed)
+    python bench/vram_accuracy.py --cpu        # the planner's tensor arithmetic checked on a CPU (below):
+                                               # bench/results/vram_accuracy_cpu.json
 
-Target: median absolute error <= 5 %, worst <= 10 %, never under-estimating by more than 5 %.
+Target (GPU): median absolute error <= 5 %, worst <= 10 %, never under-estimating by more than 5 %.
 On a machine without CUDA it says so and writes nothing: results are only ever measured, never made up.
+
+--cpu: without a GPU the same trainer runs smaller cases on the CPU inside torch.profiler(profile_memory=True),
+which sees every allocation and free of PyTorch's CPU allocator in order. The tensors alive before training
+(weights, adapters) plus the highest running total of those events is the peak of allocated tensor memory,
+what torch.cuda.max_memory_allocated() reports on a GPU; it is compared with the estimate's allocated part
+(reserved minus the allocator overhead). Not checked this way: the caching allocator's overhead and the CUDA
+context (CUDA-only), 4-bit / 8-bit bases (bitsandbytes needs CUDA), the varlen flash kernel (a CPU runs
+packed rows through SDPA one example at a time and joins the outputs, one more copy of the attention output
+per layer: about 3 % of a small LoRA run), and foreach AdamW (a CPU steps one tensor at a time, so full
+fine-tuning's optimizer step needs less than the planner's CUDA figure).
 """
 from __future__ import annotations
 
@@ -28,6 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "vram_accuracy.json"
+RESULTS_CPU = ROOT / "bench" / "results" / "vram_accuracy_cpu.json"
 
 # Published config.json values (only the keys that shape the model).
 MODELS = {
@@ -50,12 +66,17 @@ MODELS = {
                             num_attention_heads=32, num_key_value_heads=8, vocab_size=32768,
                             tie_word_embeddings=False, max_position_embeddings=32768, rope_theta=1000000.0,
                             rms_norm_eps=1e-5, sliding_window=None),
+    # the embedded default's shape, for --cpu
+    "SmolLM2-135M": dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                         num_attention_heads=9, num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True,
+                         max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5),
 }
 
 
-def _case(model, method, seq, batch, ckpt, accum=1, optimizer="adamw_torch", masked=False, rank=16):
+def _case(model, method, seq, batch, ckpt, accum=1, optimizer="adamw_torch", masked=False, rank=16, **more):
     return dict(model=model, method=method, rank=rank, alpha=2 * rank, max_seq_len=seq, batch_size=batch,
-                grad_accumulation=accum, gradient_checkpointing=ckpt, optimizer=optimizer, masked_attention=masked)
+                grad_accumulation=accum, gradient_checkpointing=ckpt, optimizer=optimizer, masked_attention=masked,
+                **more)
 
 
 CASES = [
@@ -84,105 +105,161 @@ CASES = [
     _case("Mistral-7B-v0.3", "lora", 2048, 1, True),
     _case("Mistral-7B-v0.3", "full", 512, 1, True, optimizer="adamw_8bit"),
 ]
+# Small enough for a 2-core CPU in a few minutes each; fp32 as the trainer runs on a CPU, and bf16 too.
+# Without LoRA dropout: a CPU keeps each dropout mask in the input's dtype (4 bytes a value in fp32), a GPU in
+# one byte, and that CPU-only difference (15 % of case 0 with dropout 0.05) would hide everything else.
+def _cpu(*args, **kw):
+    return _case(*args, dropout=0.0, **kw)
+
+
+CPU_CASES = [
+    _cpu("SmolLM2-135M", "lora", 512, 2, False, precision="fp32"),
+    _cpu("SmolLM2-135M", "lora", 512, 2, True, precision="fp32"),
+    _cpu("SmolLM2-135M", "lora", 512, 2, False, masked=True, precision="fp32"),
+    _cpu("SmolLM2-135M", "lora", 512, 2, False, precision="bf16"),
+    _cpu("SmolLM2-135M", "dora", 512, 2, False, precision="fp32"),
+    _cpu("SmolLM2-135M", "full", 512, 2, False, precision="fp32"),
+    _cpu("SmolLM2-135M", "lora", 256, 4, False, accum=2, precision="fp32"),
+    _cpu("Qwen2.5-0.5B", "lora", 512, 2, False, precision="fp32"),
+    _cpu("Qwen2.5-0.5B", "lora", 512, 2, False, precision="fp32", lean_loss=False),
+    _cpu("Qwen2.5-0.5B", "lora", 1024, 1, True, precision="fp32"),  # bf16 on a CPU: case 3 (this one, 30+ min)
+    _cpu("Qwen2.5-0.5B", "full", 256, 2, True, precision="fp32"),
+]
 STEPS = 3  # optimizer steps: the first creates the optimizer state, later ones show the steady peak
+CPU_STEPS = 2
 
 
-def plan_estimate(case: dict):
+def studio_project(case: dict, device: str):
+    """The project a user would have made for this case."""
+    from studio.project import Project
+    p = Project(name="vram-accuracy")
+    m, t = p.method, p.train
+    m.method, m.rank, m.alpha, m.dropout = case["method"], case["rank"], case["alpha"], case.get("dropout", 0.05)
+    t.batch_size, t.max_seq_len, t.grad_accumulation = case["batch_size"], case["max_seq_len"], case["grad_accumulation"]
+    t.gradient_checkpointing, t.optimizer = case["gradient_checkpointing"], case["optimizer"]
+    t.packing = not case["masked_attention"]  # padded rows carry a mask; packed rows do not
+    t.lean_loss = case.get("lean_loss", True)
+    t.precision = case.get("precision") or ("bf16" if device == "cuda" else "fp32")
+    t.warmup_ratio = 0.0
+    p.validate()
+    return p
+
+
+def plan_estimate(case: dict, device: str = "cuda"):
     from studio.plan import PlanSettings, estimate
-    keys = {k: v for k, v in case.items() if k != "model"}
-    # run_one computes transformers' own full-logit loss, not the trainer's chunked one
-    return estimate(MODELS[case["model"]], PlanSettings(**keys, lean_loss=False))
+    return estimate(MODELS[case["model"]], PlanSettings.from_project(studio_project(case, device)))
+
+
+def allocated_part(est) -> int:
+    """The estimate without what only a CUDA caching allocator adds: comparable to allocated tensor bytes."""
+    return est.reserved_bytes - est.breakdown["allocator"]
+
+
+def full_examples(case: dict, vocab: int, steps: int):
+    """Examples that fill every batch: max_seq_len tokens each, every one trained. Masked (padded) cases
+    shorten every other example by 8 tokens, so each padded batch carries a real padding mask."""
+    import random
+    from studio.data.tokenize import Example
+    rng = random.Random(0)
+    T = case["max_seq_len"]
+    out = []
+    for i in range(case["batch_size"] * case["grad_accumulation"] * steps):
+        n = T - 8 if case["masked_attention"] and i % 2 else T
+        ids = [rng.randrange(3, vocab) for _ in range(n)]
+        out.append(Example(ids, list(ids)))
+    return out
 
 
 # --- one configuration, in its own process -----------------------------------------------------------------
 
-def run_one(case: dict, cache: Path) -> dict:
+def run_one(case: dict, cache: Path, device: str) -> dict:
     import torch
-    from peft import LoraConfig, get_peft_model
+    from transformers import TrainerCallback
+
+    from studio.train.trainer import build_trainer
+    from studio.train.worker import load_model
+
+    project = studio_project(case, device)
+    precision = project.train.precision
+    folder = _random_checkpoint(case["model"], cache, device)
+    model = load_model(project, folder, device, precision)
+    steps = STEPS if device == "cuda" else CPU_STEPS
+    examples = full_examples(case, MODELS[case["model"]]["vocab_size"], steps)
+    out = Path(tempfile.mkdtemp(prefix="vram-"))
+    trainer, _ = build_trainer(project, model, examples, [], 0, device, precision, out, steps=steps)
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    facts = {"attention": base.config._attn_implementation, "packing": project.train.packing,
+             "lean_loss": trainer.lean is not None, "steps": steps}
+    if device == "cuda":
+        class ResetPeak(TrainerCallback):  # loading (and quantizing) is not training memory
+            def on_train_begin(self, args, state, control, **kw):
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+
+        trainer.add_callback(ResetPeak())
+        trainer.train()
+        torch.cuda.synchronize()
+        free, total = torch.cuda.mem_get_info()
+        reserved_now = torch.cuda.memory_reserved()
+        return {**facts, "measured_bytes": int(torch.cuda.max_memory_reserved()),
+                "measured_allocated_bytes": int(torch.cuda.max_memory_allocated()),
+                # what the driver holds for this process beyond PyTorch's pool (other processes would count too)
+                "cuda_context_bytes": int(total - free - reserved_now)}
+    return {**facts, "measured_allocated_bytes": _cpu_peak_allocated(model, trainer)}
+
+
+def _cpu_peak_allocated(model, trainer) -> int:
+    """Peak bytes of live tensors while training on the CPU: those alive before (weights, adapters) plus the
+    highest running total of the CPU allocator's events, which the profiler reports after each one."""
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    storages = {}
+    for tensor in [*model.parameters(), *model.buffers()]:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        trainer.train()
+    peak = 0
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.tag == _EventType.Allocation:
+            peak = max(peak, node.extra_fields.total_allocated)
+    return sum(storages.values()) + peak
+
+
+def _random_checkpoint(name: str, cache: Path, device: str) -> Path:
+    """A random-init model saved once, so load_model reads (and bitsandbytes quantizes) it as a user's would be."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.for_model(**MODELS[case["model"]])
-    config.use_cache = False
-    method = case["method"]
-    if method in ("qlora", "lora8bit"):
-        from transformers import BitsAndBytesConfig
-        folder = _random_checkpoint(case["model"], config, cache)
-        quant = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                    bnb_4bit_compute_dtype=torch.bfloat16) if method == "qlora"
-                 else BitsAndBytesConfig(load_in_8bit=True))
-        model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=quant, dtype=torch.bfloat16,
-                                                     device_map={"": 0}, attn_implementation="sdpa")
-    else:
-        with torch.device("cuda"):
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, attn_implementation="sdpa")
-    model.config.use_cache = False
-    if case["gradient_checkpointing"]:
-        model.gradient_checkpointing_enable()  # transformers' default: non-reentrant
-    if method != "full":
-        model = get_peft_model(model, LoraConfig(r=case["rank"], lora_alpha=case["alpha"], lora_dropout=0.05,
-                                                 target_modules="all-linear", use_dora=method == "dora",
-                                                 task_type="CAUSAL_LM"))
-    model.train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    if case["optimizer"] == "adamw_8bit":
-        import bitsandbytes as bnb
-        optimizer = bnb.optim.AdamW8bit(params, lr=1e-5)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=1e-5)
-
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    B, T = case["batch_size"], case["max_seq_len"]
-    vocab = config.vocab_size
-    for _ in range(STEPS):
-        for _ in range(case["grad_accumulation"]):
-            ids = torch.randint(0, vocab, (B, T), device="cuda")
-            labels = ids.clone()
-            mask = None
-            if case["masked_attention"]:  # a padded row, as real batches have: SDPA gets a mask
-                mask = torch.ones(B, T, dtype=torch.long, device="cuda")
-                mask[0, -8:] = 0
-                labels[0, -8:] = -100
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            (loss / case["grad_accumulation"]).backward()
-            del loss
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    torch.cuda.synchronize()
-    free, total = torch.cuda.mem_get_info()
-    reserved_now = torch.cuda.memory_reserved()
-    return {"measured_bytes": int(torch.cuda.max_memory_reserved()),
-            "measured_allocated_bytes": int(torch.cuda.max_memory_allocated()),
-            # what the driver holds for this process beyond PyTorch's pool (other processes would count too)
-            "cuda_context_bytes": int(total - free - reserved_now)}
-
-
-def _random_checkpoint(name: str, config, cache: Path) -> str:
-    """A random-init model saved once, so bitsandbytes can quantize it the way from_pretrained does."""
-    import torch
-    from transformers import AutoModelForCausalLM
 
     folder = cache / name
     if not (folder / "config.json").is_file():
-        with torch.device("cuda"):
+        config = AutoConfig.for_model(**MODELS[name])
+        torch.manual_seed(0)
+        with torch.device(device):
             model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-        model.save_pretrained(folder)
+        partial = folder.with_name(folder.name + ".partial")
+        model.save_pretrained(partial)
         del model
-        torch.cuda.empty_cache()
-    return str(folder)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        partial.rename(folder)
+    return folder
 
 
 # --- the driver ------------------------------------------------------------------------------------------
 
-def _select(spec: str | None) -> list[int]:
+def _select(spec: str | None, count: int) -> list[int]:
     if not spec:
-        return list(range(len(CASES)))
+        return list(range(count))
     chosen = []
     for part in spec.split(","):
         lo, _, hi = part.partition("-")
         chosen.extend(range(int(lo), int(hi or lo) + 1))
-    return [i for i in chosen if 0 <= i < len(CASES)]
+    return [i for i in chosen if 0 <= i < count]
 
 
 def _versions() -> dict:
@@ -196,73 +273,132 @@ def _versions() -> dict:
     return out
 
 
+CASE_KEYS = ("model", "method", "rank", "alpha", "dropout", "max_seq_len", "batch_size", "grad_accumulation",
+             "gradient_checkpointing", "optimizer", "masked_attention", "precision", "lean_loss")
+
+
+def measure(i: int, case: dict, device: str, cache: str) -> dict:
+    """Run one case in its own process; the record holds the measurement, the estimate and the error."""
+    proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(case), "--cache", cache, "--device", device],
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    record = {"case": i, **case}
+    if lines:
+        record.update(json.loads(lines[-1][len("RESULT "):]))
+    else:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        record.update(error=" | ".join(tail), oom="OutOfMemoryError" in (proc.stderr or ""))
+    return score(record, device)
+
+
+def score(record: dict, device: str) -> dict:
+    """(Re)compute the planner's estimate for a record's case and its error against what was measured:
+    after the planner changes, --rescore updates the results without training again."""
+    est = plan_estimate({k: record[k] for k in CASE_KEYS if k in record}, device)
+    record.update(estimate_bytes=est.reserved_bytes, estimate_total_bytes=est.total_bytes,
+                  estimate_allocated_bytes=allocated_part(est), estimate_breakdown=est.breakdown,
+                  estimate_peak_phase=est.peak_phase)
+    if "measured_allocated_bytes" not in record:
+        return record
+    # on a GPU: reserved vs reserved (the issue's measure); on a CPU: allocated tensors vs allocated tensors
+    estimated, measured = ((record["estimate_bytes"], record["measured_bytes"]) if device == "cuda" else
+                           (record["estimate_allocated_bytes"], record["measured_allocated_bytes"]))
+    record["error_pct"] = round(100 * (estimated - measured) / measured, 2)
+    if device == "cuda":
+        record["allocated_error_pct"] = round(100 * (record["estimate_allocated_bytes"]
+                                                     - record["measured_allocated_bytes"])
+                                              / record["measured_allocated_bytes"], 2)
+    return record
+
+
+def summarize(records: list[dict]) -> dict:
+    done = [r for r in records if "error_pct" in r]
+    if not done:
+        return {}
+    errors = [abs(r["error_pct"]) for r in done]
+    summary = {"cases_measured": len(done), "median_abs_error_pct": round(statistics.median(errors), 2),
+               "worst_abs_error_pct": round(max(errors), 2),
+               "worst_underestimate_pct": round(min(0.0, min(r["error_pct"] for r in done)), 2)}
+    summary["meets_target"] = (summary["median_abs_error_pct"] <= 5 and summary["worst_abs_error_pct"] <= 10
+                               and summary["worst_underestimate_pct"] >= -5)
+    return summary
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", help="which cases, e.g. 0-7,12 (default: all)")
     ap.add_argument("--dry-run", action="store_true", help="print cases and estimates; no GPU needed")
+    ap.add_argument("--cpu", action="store_true", help="check the tensor arithmetic on this CPU (CPU_CASES)")
+    ap.add_argument("--rescore", action="store_true", help="recompute the estimates of the results file's records "
+                    "with the planner as it is now (after tuning it); measures nothing")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case (JSON) and print its result
+    ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # internal, with --one
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "ftstudio-vram-bench"))
     args = ap.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(run_one(json.loads(args.one), Path(args.cache))))
+        print("RESULT " + json.dumps(run_one(json.loads(args.one), Path(args.cache), args.device)))
         return 0
-    chosen = _select(args.cases)
+    device = "cpu" if args.cpu else "cuda"
+    cases = CPU_CASES if args.cpu else CASES
+    chosen = _select(args.cases, len(cases))
     if args.dry_run:
         for i in chosen:
-            e = plan_estimate(CASES[i])
-            print(f"{i:2d} {json.dumps(CASES[i])}  estimate {e.reserved_bytes / 2**30:.2f} GiB ({e.peak_phase})")
+            e = plan_estimate(cases[i], device)
+            print(f"{i:2d} {json.dumps(cases[i])}  estimate {e.reserved_bytes / 2**30:.2f} GiB reserved, "
+                  f"{allocated_part(e) / 2**30:.2f} GiB allocated ({e.peak_phase})")
+        return 0
+    results = RESULTS_CPU if args.cpu else RESULTS
+    if args.rescore:
+        saved = json.loads(results.read_text(encoding="utf-8"))
+        records = {r["case"]: score(r, device) for r in saved["records"]}
+        _save(results, device, saved["device"], records, saved)
+        print(json.dumps(summarize(list(records.values())), indent=2))
         return 0
     import torch
-    if not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         print("vram_accuracy: no CUDA GPU on this machine, so there is nothing to measure; skipped "
-              "(no results file written). Run it on a machine with an NVIDIA GPU.")
+              "(no results file written). Run it on a machine with an NVIDIA GPU, or try --cpu.")
         return 0
+    device_name = torch.cuda.get_device_name(0) if device == "cuda" else f"cpu ({os.cpu_count()} cores)"
     records = {}
-    if RESULTS.is_file():  # merge with earlier partial runs on the same device
-        old = json.loads(RESULTS.read_text(encoding="utf-8"))
-        if old.get("device") == torch.cuda.get_device_name(0):
+    if results.is_file():  # merge with earlier partial runs on the same device
+        old = json.loads(results.read_text(encoding="utf-8"))
+        if old.get("device") == device_name:
             records = {r["case"]: r for r in old.get("records", [])}
     for i in chosen:
-        case = CASES[i]
-        est = plan_estimate(case)
-        proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(case), "--cache", args.cache],
-                              capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        record = {"case": i, **case, "estimate_bytes": est.reserved_bytes, "estimate_total_bytes": est.total_bytes,
-                  "estimate_breakdown": est.breakdown, "estimate_peak_phase": est.peak_phase}
-        if lines:
-            measured = json.loads(lines[-1][len("RESULT "):])
-            record.update(measured)
-            record["error_pct"] = round(100 * (est.reserved_bytes - measured["measured_bytes"])
-                                        / measured["measured_bytes"], 2)
-        else:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            record["error"] = " | ".join(tail)
-            record["oom"] = "OutOfMemoryError" in (proc.stderr or "")
-        records[i] = record
+        case = cases[i]
+        record = records[i] = measure(i, case, device, args.cache)
+        what, estimated, measured = (("reserved", "estimate_bytes", "measured_bytes") if device == "cuda" else
+                                     ("allocated", "estimate_allocated_bytes", "measured_allocated_bytes"))
+        shown = (f"estimate {record[estimated] / 2**30:6.2f} GiB, measured {record[measured] / 2**30:6.2f} GiB "
+                 f"({record['error_pct']:+.1f} %)" if "error_pct" in record else f"failed: {record['error']}")
         print(f"{i:2d} {case['model']:<16} {case['method']:<8} seq {case['max_seq_len']:<5} batch "
-              f"{case['batch_size']} ckpt {int(case['gradient_checkpointing'])}: estimate "
-              f"{est.reserved_bytes / 2**30:6.2f} GiB, measured "
-              + (f"{record['measured_bytes'] / 2**30:6.2f} GiB ({record['error_pct']:+.1f} %)" if "measured_bytes"
-                 in record else f"failed: {record['error']}"), flush=True)
-    done = [r for r in records.values() if "error_pct" in r]
-    errors = [abs(r["error_pct"]) for r in done]
-    summary = {}
-    if errors:
-        summary = {"cases_measured": len(done), "median_abs_error_pct": round(statistics.median(errors), 2),
-                   "worst_abs_error_pct": round(max(errors), 2),
-                   "worst_underestimate_pct": round(min(0.0, min(r["error_pct"] for r in done)), 2)}
-        summary["meets_target"] = (summary["median_abs_error_pct"] <= 5 and summary["worst_abs_error_pct"] <= 10
-                                   and summary["worst_underestimate_pct"] >= -5)
-    out = {"device": torch.cuda.get_device_name(0), "total_memory_bytes": torch.cuda.mem_get_info()[1],
-           "versions": _versions(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "steps": STEPS, "summary": summary, "records": [records[k] for k in sorted(records)]}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2), encoding="utf-8")
-    tmp.replace(RESULTS)
+              f"{case['batch_size']} ckpt {int(case['gradient_checkpointing'])} {what}: {shown}", flush=True)
+        _save(results, device, device_name, records)
+    summary = summarize(list(records.values()))
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _save(results: Path, device: str, device_name: str, records: dict, measured_with: dict | None = None) -> None:
+    """After every case, so a command cut off at its time limit keeps what it measured. A rescore keeps the
+    versions, date and memory of the run that measured (measured_with) and adds when it was rescored."""
+    import torch
+    out = {"device": device_name, "compared": ("torch.cuda.max_memory_reserved() vs the estimate's reserved_bytes"
+                                               if device == "cuda" else
+                                               "peak allocated CPU tensor bytes vs the estimate's allocated part"),
+           "versions": _versions(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "steps": STEPS if device == "cuda" else CPU_STEPS, "summary": summarize(list(records.values())),
+           "records": [records[k] for k in sorted(records)]}
+    if measured_with:
+        out.update({k: measured_with[k] for k in ("versions", "date", "total_memory_bytes") if k in measured_with})
+        out["rescored"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    elif device == "cuda":
+        out["total_memory_bytes"] = torch.cuda.mem_get_info()[1]
+    results.parent.mkdir(parents=True, exist_ok=True)
+    tmp = results.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2), encoding="utf-8")
+    tmp.replace(results)
 
 
 if __name__ == "__main__":
