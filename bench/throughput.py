@@ -27,6 +27,9 @@ The studio's records also carry the memory planner's estimate for the same setti
     python bench/throughput.py --cases 4 --recipes studio,plain   # part of one configuration, merged too
     python bench/throughput.py --quick                # tiny CPU smoke test of the whole script; writes only
                                                       # to --out (default: a temporary file), never results
+    python bench/throughput.py --cpu                  # the CPU comparison (studio vs plain, SmolLM2-135M shape):
+                                                      # bench/results/throughput_cpu.json. Not the GPU target:
+                                                      # no Unsloth, no CUDA memory; peak RSS of each process instead
 
 On the GPU machine (see shared/GPU.md), with the Unsloth wheel set (which has bitsandbytes) and this project's
 two small pure-Python dependencies the machine lacks, prepared once here:
@@ -61,11 +64,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "throughput.json"
+RESULTS_CPU = ROOT / "bench" / "results" / "throughput_cpu.json"
 
 from studio.catalog import find  # noqa: E402 - after the path setup above
 
 # The catalog holds each model's published shape; a random-init model of that shape is all the benchmark needs.
 MODELS = {name: dict(find(f"Qwen/{name}-Instruct").config) for name in ("Qwen2.5-0.5B", "Qwen2.5-1.5B", "Qwen2.5-7B")}
+MODELS["SmolLM2-135M"] = dict(find("HuggingFaceTB/SmolLM2-135M-Instruct").config)
 MODELS.update({
     # --quick only: small enough for a CPU
     "tiny-qwen2": dict(model_type="qwen2", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -84,6 +89,9 @@ def _case(model, method, batch=4, seq=1024):
 
 
 CASES = [_case(m, method) for m in ("Qwen2.5-0.5B", "Qwen2.5-1.5B", "Qwen2.5-7B") for method in ("lora", "qlora")]
+# On a CPU: what a user without a GPU trains (the embedded default's shape), lengths 32..512, fp32.
+CPU_CASES = [dict(_case("SmolLM2-135M", "lora", batch=4, seq=512), min_len=32, warmup_steps=1, timed_steps=5)]
+CPU_RECIPES = ("studio", "studio_nockpt", "plain")  # Unsloth needs CUDA; allocator settings are CUDA-only
 QUICK_CASE = dict(_case("tiny-qwen2", "lora", batch=2, seq=128), min_len=16, warmup_steps=1, timed_steps=2)
 
 
@@ -239,6 +247,9 @@ def run_recipe(recipe: str, case: dict, folder: Path, device: str) -> dict:
     if device == "cuda":
         result.update(peak_reserved=int(torch.cuda.max_memory_reserved()),
                       peak_allocated=int(torch.cuda.max_memory_allocated()))
+    else:  # the whole process (Python, libraries, model, training) at its largest; Linux counts KiB
+        import resource
+        result["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return result
 
 
@@ -320,6 +331,17 @@ def _versions() -> dict:
     return out
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown"
+
+
 def _env(recipe: str) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "UNSLOTH_DISABLE_STATISTICS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -357,12 +379,16 @@ def measure_case(index: int, case: dict, recipes: list[str], cache: Path, device
         record[f"peak_allocated_{recipe}"] = result.get("peak_allocated")
         record[f"final_loss_{recipe}"] = result.get("final_loss")
         record[f"heldout_loss_{recipe}"] = result.get("heldout_loss")
+        if device == "cpu":
+            record[f"peak_rss_{recipe}"] = result.get("peak_rss")
         if recipe.startswith("studio"):  # the planner must model what the trainer really does: compare
             record[f"estimate_reserved_{recipe}"] = _planned(case, checkpointing=recipe == "studio")
         record[f"detail_{recipe}"] = {k: v for k, v in result.items() if k not in (
-            "tokens_per_s", "peak_reserved", "peak_allocated", "final_loss", "heldout_loss")}
-        shown = (f"{result['tokens_per_s']:9.0f} tok/s, peak reserved "
-                 f"{(result.get('peak_reserved') or 0) / 2**30:6.2f} GiB, final loss {result['final_loss']:.4f}, "
+            "tokens_per_s", "peak_reserved", "peak_allocated", "peak_rss", "final_loss", "heldout_loss")}
+        memory = ("peak reserved", result.get("peak_reserved")) if device == "cuda" else ("peak RSS",
+                                                                                          result.get("peak_rss"))
+        shown = (f"{result['tokens_per_s']:9.0f} tok/s, {memory[0]} "
+                 f"{(memory[1] or 0) / 2**30:6.2f} GiB, final loss {result['final_loss']:.4f}, "
                  f"held-out loss {result['heldout_loss']:.4f}"
                  if "tokens_per_s" in result else f"failed: {result['error']}")
         print(f"{index:2d} {case['model']:<13} {case['method']:<6} {recipe:<17} {shown}", flush=True)
@@ -387,6 +413,10 @@ def _ratios(r: dict) -> None:
     r["memory_vs_plain"] = ratio(r.get("peak_reserved_studio"), r.get("peak_reserved_plain"))
     r["memory_vs_unsloth"] = ratio(r.get("peak_reserved_studio"), r.get("peak_reserved_unsloth"))
     r["memory_nockpt_vs_plain"] = ratio(r.get("peak_reserved_studio_nockpt"), r.get("peak_reserved_plain"))
+    r["speedup_nockpt_vs_plain"] = ratio(r.get("tokens_per_s_studio_nockpt"), r.get("tokens_per_s_plain"))
+    if "peak_rss_plain" in r:  # CPU runs: the whole process's peak memory
+        r["rss_vs_plain"] = ratio(r.get("peak_rss_studio"), r.get("peak_rss_plain"))
+        r["rss_nockpt_vs_plain"] = ratio(r.get("peak_rss_studio_nockpt"), r.get("peak_rss_plain"))
     for kind in ("final", "heldout"):
         a, b = r.get(f"{kind}_loss_studio"), r.get(f"{kind}_loss_plain")
         r[f"{kind}_loss_diff_vs_plain"] = round(a - b, 4) if a is not None and b is not None else None
@@ -405,6 +435,7 @@ def main() -> int:
     ap.add_argument("--recipes", default=",".join(RECIPES), help=f"some of {','.join(RECIPES)}")
     ap.add_argument("--list", action="store_true", help="print the configurations and exit")
     ap.add_argument("--quick", action="store_true", help="tiny CPU smoke test; writes only to --out")
+    ap.add_argument("--cpu", action="store_true", help="the CPU comparison; bench/results/throughput_cpu.json")
     ap.add_argument("--out", type=Path, help="results file (default: bench/results/throughput.json)")
     ap.add_argument("--timeout", type=int, default=540, help="seconds per recipe process")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ftstudio-throughput")
@@ -427,6 +458,10 @@ def main() -> int:
         device, cases = "cpu", {0: QUICK_CASE}
         out = args.out or Path(tempfile.gettempdir()) / "throughput-quick.json"
         recipes = [r for r in recipes if r != "unsloth"] + (["unsloth"] if "unsloth" in recipes else [])
+    elif args.cpu:
+        device, out = "cpu", args.out or RESULTS_CPU
+        cases = {i: CPU_CASES[i] for i in _select(args.cases, len(CPU_CASES))}
+        recipes = [r for r in recipes if r in CPU_RECIPES]
     else:
         if not torch.cuda.is_available():
             print("throughput: no CUDA GPU on this machine, so there is nothing to measure; skipped (no results "
@@ -434,7 +469,12 @@ def main() -> int:
             return 0
         device, out = "cuda", args.out or RESULTS
         cases = {i: CASES[i] for i in _select(args.cases, len(CASES))}
-    device_name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu (smoke test, not a result)"
+    if device == "cuda":
+        device_name = torch.cuda.get_device_name(0)
+    elif args.cpu:
+        device_name = f"cpu: {_cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    else:
+        device_name = "cpu (smoke test, not a result)"
     records = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else []
     by_case = {(r["case"], r["device"]): r for r in records}
     versions = _versions()
