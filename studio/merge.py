@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from studio.errors import ExportError
+from studio.errors import Cancelled, ExportError
 from studio.fileio import staged_dir
 from studio.train.runs import load_run_project, trained_weights_dir
 
@@ -24,7 +24,9 @@ def merged_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "merged"
 
 
-def merge_run(run_dir: Path, progress: Progress | None = None) -> Path:
+def merge_run(run_dir: Path, progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> Path:
+    """Merge the run's adapter into its 16-bit base (or copy a full fine-tune) into merged/; a cancel between
+    its steps (loading, merging, saving take a minute each for a 7B model) leaves no merged/ behind."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -38,6 +40,10 @@ def merge_run(run_dir: Path, progress: Progress | None = None) -> Path:
     say = progress or (lambda message, fraction: None)
     base_dir = resolve_model(project.model.name)
     target = merged_dir(run_dir)
+    def check() -> None:
+        if cancelled and cancelled():
+            raise Cancelled("Merging was cancelled; nothing was kept.")
+
     with staged_dir(target) as tmp:
         if weights.name == "model":  # a full fine-tune is already a whole model
             say("Copying the fully fine-tuned model", 0.2)
@@ -49,8 +55,10 @@ def merge_run(run_dir: Path, progress: Progress | None = None) -> Path:
             work_dtype = torch.float32 if size < FP32_MERGE_LIMIT_BYTES else torch.bfloat16
             say("Loading the 16-bit base model", 0.1)
             base = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=work_dtype)
+            check()
             say("Merging the adapter", 0.5)
             model = PeftModel.from_pretrained(base, str(weights)).merge_and_unload()
+        check()
         say("Saving the merged model", 0.8)
         model = model.to(torch.bfloat16)
         model.config.dtype = torch.bfloat16

@@ -156,6 +156,16 @@ def test_train_stop_resume_export_and_chat(qtbot, tmp_path, tiny_model_dir, samp
     assert export.quants == ["f16", "q8_0"]
     qtbot.waitUntil(export.export_button.isEnabled, timeout=LONG)
     assert "MB" in export.quant_boxes["q8_0"].text()  # the expected size is shown beside the type
+    # Cancel at once: the merge stops at its next step, and nothing is left under a final name.
+    qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
+    assert export.cancel_button.isEnabled() and not export.export_button.isEnabled()
+    qtbot.mouseClick(export.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: export.task is None, timeout=LONG)
+    assert "cancelled" in export.status.text() and export.result is None
+    leftovers = [p for p in tmp_path.rglob("*") if p.suffix == ".gguf" or p.name.endswith(".partial")
+                 or p.name == "merged"]
+    assert not leftovers, leftovers
+    qtbot.waitUntil(export.export_button.isEnabled, timeout=LONG)
     qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: export.task is None, timeout=LONG)
     assert export.result is not None, export.status.text()

@@ -57,7 +57,10 @@ def export_run(run_dir: Path, quants: list[str] | None = None, progress: Progres
     model_dir = merged_dir(run_dir)
     if not (model_dir / "config.json").is_file():
         started = time.time()
-        merge_run(run_dir, lambda m, f: say(m, 0.05 + 0.2 * f))
+        try:
+            merge_run(run_dir, lambda m, f: say(m, 0.05 + 0.2 * f), cancelled)
+        except Cancelled:
+            raise Cancelled("Export cancelled while merging; nothing was written.") from None
         result.seconds["merge"] = time.time() - started
     write_ggufs(model_dir, quants, targets["gguf"], intermediate_path(project, out_dir, sixteen_bit_source(quants)),
                 result, say, cancelled)
