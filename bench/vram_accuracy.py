@@ -66,6 +66,10 @@ MODELS = {
                             num_attention_heads=32, num_key_value_heads=8, vocab_size=32768,
                             tie_word_embeddings=False, max_position_embeddings=32768, rope_theta=1000000.0,
                             rms_norm_eps=1e-5, sliding_window=None),
+    # --quick only: small enough for a test on a CPU
+    "tiny-llama": dict(model_type="llama", hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                       num_attention_heads=4, num_key_value_heads=2, vocab_size=8192, tie_word_embeddings=True,
+                       max_position_embeddings=2048, rms_norm_eps=1e-5),
     # the embedded default's shape, for --cpu
     "SmolLM2-135M": dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
                          num_attention_heads=9, num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True,
@@ -125,6 +129,8 @@ CPU_CASES = [
     _cpu("Qwen2.5-0.5B", "lora", 1024, 1, True, precision="fp32"),  # bf16 on a CPU: case 3 (this one, 30+ min)
     _cpu("Qwen2.5-0.5B", "full", 256, 2, True, precision="fp32"),
 ]
+QUICK_CASES = [_cpu("tiny-llama", "lora", 256, 2, False, precision="fp32"),
+               _cpu("tiny-llama", "full", 256, 2, True, precision="fp32")]
 STEPS = 3  # optimizer steps: the first creates the optimizer state, later ones show the steady peak
 CPU_STEPS = 2
 
@@ -329,6 +335,9 @@ def main() -> int:
     ap.add_argument("--cases", help="which cases, e.g. 0-7,12 (default: all)")
     ap.add_argument("--dry-run", action="store_true", help="print cases and estimates; no GPU needed")
     ap.add_argument("--cpu", action="store_true", help="check the tensor arithmetic on this CPU (CPU_CASES)")
+    ap.add_argument("--quick", action="store_true", help="--cpu on a tiny model (the tests run it); writes only "
+                    "to --out (default: a temporary file), never the results")
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)  # with --quick
     ap.add_argument("--rescore", action="store_true", help="recompute the estimates of the results file's records "
                     "with the planner as it is now (after tuning it); measures nothing")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case (JSON) and print its result
@@ -338,8 +347,8 @@ def main() -> int:
     if args.one:
         print("RESULT " + json.dumps(run_one(json.loads(args.one), Path(args.cache), args.device)))
         return 0
-    device = "cpu" if args.cpu else "cuda"
-    cases = CPU_CASES if args.cpu else CASES
+    device = "cpu" if args.cpu or args.quick else "cuda"
+    cases = QUICK_CASES if args.quick else CPU_CASES if args.cpu else CASES
     chosen = _select(args.cases, len(cases))
     if args.dry_run:
         for i in chosen:
@@ -347,7 +356,8 @@ def main() -> int:
             print(f"{i:2d} {json.dumps(cases[i])}  estimate {e.reserved_bytes / 2**30:.2f} GiB reserved, "
                   f"{allocated_part(e) / 2**30:.2f} GiB allocated ({e.peak_phase})")
         return 0
-    results = RESULTS_CPU if args.cpu else RESULTS
+    results = (args.out or Path(tempfile.gettempdir()) / "vram-quick.json") if args.quick else (
+        RESULTS_CPU if args.cpu else RESULTS)
     if args.rescore:
         saved = json.loads(results.read_text(encoding="utf-8"))
         records = {r["case"]: score(r, device) for r in saved["records"]}
