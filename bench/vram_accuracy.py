@@ -285,8 +285,10 @@ CASE_KEYS = ("model", "method", "rank", "alpha", "dropout", "max_seq_len", "batc
 
 def measure(i: int, case: dict, device: str, cache: str) -> dict:
     """Run one case in its own process; the record holds the measurement, the estimate and the error."""
+    # the allocator setting the studio's worker starts training with (studio.train.worker)
+    env = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", **os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(case), "--cache", cache, "--device", device],
-                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                          capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     record = {"case": i, **case}
     if lines:
