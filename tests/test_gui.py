@@ -31,3 +31,31 @@ def test_window_trains_and_plots(qtbot, tmp_path, tiny_model_dir, sample_data):
     assert train.plots.points == 3
     assert train.status.text().startswith("Finished")
     assert train.progress.value() == 100
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(__import__("os"), "killpg"), reason="POSIX signals")
+def test_worker_killed_for_memory_is_explained_in_the_window(qtbot, tmp_path, tiny_model_dir, sample_data):
+    import os
+    import signal
+
+    project = Project(name="killed")
+    project.model.name = str(tiny_model_dir)
+    project.data.train_file = str(sample_data)
+    project.train.max_steps = 500
+    project.train.max_seq_len = 128
+    project.path = tmp_path / "killed.ftproj.toml"
+    window = MainWindow(project)
+    qtbot.addWidget(window)
+    window.show()
+    train = window.page(TrainPage)
+    window.go_to(TrainPage)
+    train.start_training()
+    qtbot.waitUntil(lambda: train.plots.points >= 1, timeout=120_000)
+    os.kill(train.process.process.pid, signal.SIGKILL)  # as Linux's out-of-memory killer would
+    qtbot.waitUntil(lambda: train.start_button.isEnabled(), timeout=60_000)
+    assert "ran out of memory (RAM)" in train.problem_text.text()
+    assert not train.fix_button.isHidden()
+    train.apply_fix()
+    assert project.train.batch_size == 2 and project.train.grad_accumulation == 2
+    window.studio.dirty = False

@@ -93,3 +93,25 @@ def test_training_error_is_reported_in_words(tmp_path, tiny_model_dir):
     run_dir, final = run_training(project)
     assert final["type"] == "error"
     assert "missing.jsonl" in final["message"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(__import__("os"), "killpg"), reason="POSIX signals")
+def test_a_worker_killed_for_memory_is_explained_with_a_fix(tmp_path, tiny_model_dir, sample_data):
+    """Linux's out-of-memory killer ends a process with SIGKILL and no word of its own: say what it means."""
+    import os
+    import signal
+
+    from studio.train import start_training
+    from studio.train.launch import unexpected_end
+
+    project = make_project(tmp_path, tiny_model_dir, sample_data, steps=200)
+    proc = start_training(project)
+    for event in proc.events():
+        if event["type"] == "progress" and event["step"] >= 1:
+            os.kill(proc.process.pid, signal.SIGKILL)  # what the kernel does when RAM runs out
+    assert proc.returncode == -signal.SIGKILL
+    problem = unexpected_end(proc)
+    assert "ran out of memory (RAM)" in problem["message"] and "exit code" not in problem["message"]
+    assert problem["fix"] == {"train.batch_size": 2, "train.grad_accumulation": 2}  # halve the batch (was 4)
+    assert "halve the batch size to 2" in problem["message"]

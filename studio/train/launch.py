@@ -43,16 +43,21 @@ class TrainingProcess:
 
     def kill(self) -> None:
         """Stop at once; the last periodic checkpoint stays on disk."""
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        if self.process.poll() is not None:
+            return
+        if os.name == "nt":  # no process groups or signals there: taskkill ends the worker and its children
+            subprocess.run(["taskkill", "/T", "/F", "/PID", str(self.process.pid)], capture_output=True, check=False)
+            self.process.wait()
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
     @property
     def returncode(self) -> int | None:
@@ -86,7 +91,32 @@ def run_training(project: Project | None = None, run_dir: Path | None = None, re
             if event["type"] in ("done", "error"):
                 final = event
     if final is None:
-        tail = "\n".join(proc.other_output[-15:])
-        final = {"type": "error", "message": f"The training process ended unexpectedly (exit code "
-                                             f"{proc.returncode}).", "details": tail}
+        final = unexpected_end(proc)
     return proc.run_dir, final
+
+
+# How a process ended by a signal reports it: minus the signal's number on POSIX (9 = SIGKILL, which Linux's
+# out-of-memory killer sends), 128 + the number from a shell.
+_KILLED = (-9, 137)
+_CRASHED = (-11, 139, -6, 134)  # segmentation fault, abort
+
+
+def unexpected_end(proc: TrainingProcess) -> dict:
+    """The error event for a worker that ended without saying why (no done or error event): plain words, and
+    the fix the app can apply when the cause is clear."""
+    code, details = proc.returncode, "\n".join(proc.other_output[-15:])
+    if code in _KILLED:
+        from studio.train.runs import load_run_project
+        from studio.train.worker import memory_fix
+
+        how, fix = memory_fix(load_run_project(proc.run_dir), gpu=False)
+        return {"type": "error", "details": details, "fix": fix, "oom": True,
+                "message": "The system stopped the training process. That almost always means the computer ran "
+                           f"out of memory (RAM). Close other programs, or, to make it fit, {how}."}
+    if code in _CRASHED:
+        return {"type": "error", "details": details,
+                "message": f"The training process crashed inside one of its libraries (exit code {code}). Resume "
+                           "tries again from the last checkpoint; if it happens again, the details below show "
+                           "where."}
+    return {"type": "error", "details": details,
+            "message": f"The training process ended unexpectedly (exit code {code})."}

@@ -218,6 +218,13 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
 
 def explain_oom(project) -> tuple[str, dict]:
     """Plain words for an out-of-memory error, and the change the app can apply."""
+    how, fix = memory_fix(project)
+    return f"The GPU ran out of memory. To make it fit, {how}.", fix
+
+
+def memory_fix(project, gpu: bool = True) -> tuple[str, dict]:
+    """The cheapest change that needs less memory, in words ("halve the batch size ...") and as settings.
+    For the computer's own memory (gpu=False) offloading to it or a 4-bit GPU format would not help."""
     t = project.train
     if t.batch_size > 1:
         fix = {"train.batch_size": max(1, t.batch_size // 2), "train.grad_accumulation": t.grad_accumulation * 2}
@@ -225,15 +232,15 @@ def explain_oom(project) -> tuple[str, dict]:
                f"{fix['train.grad_accumulation']} (same effective batch, less memory)")
     elif not t.gradient_checkpointing:
         fix, how = {"train.gradient_checkpointing": True}, "turn on gradient checkpointing (about 30% slower)"
-    elif not t.offload_checkpoints:
+    elif gpu and not t.offload_checkpoints:
         fix, how = ({"train.offload_checkpoints": True},
                     "keep the checkpointed activations in CPU memory (offload checkpoints; a little slower)")
-    elif project.method.method in ("full", "lora", "dora"):
+    elif gpu and project.method.method in ("full", "lora", "dora"):
         fix, how = {"method.method": "qlora"}, "switch to QLoRA, which stores the model in 4 bits"
     else:
         fix = {"train.max_seq_len": max(128, t.max_seq_len // 2)}
         how = f"shorten the sequence-length cutoff to {fix['train.max_seq_len']} tokens"
-    return f"The GPU ran out of memory. To make it fit, {how}.", fix
+    return how, fix
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QMessageB
 
 from studio.errors import StudioError
 from studio.project import save_project
+from studio.train.launch import unexpected_end
 from studio.train.runs import EVENTS_FILE, latest_checkpoint
 from ui.pages import Page
 from ui.theme import role_label
@@ -345,9 +346,8 @@ class TrainPage(Page):
             checkpoint = latest_checkpoint(process.run_dir)
             after = (f"Resume continues from the checkpoint at step {checkpoint.name.split('-')[-1]}."
                      if checkpoint else "No checkpoint was saved yet; start a new run.")
-            self._show_problem({"message": f"The training process ended unexpectedly (exit code "
-                                           f"{process.returncode}). {after}",
-                                "details": "\n".join(process.other_output[-15:])})
+            problem = unexpected_end(process)
+            self._show_problem({**problem, "message": f"{problem['message']} {after}"})
         self.process = None
         self._fill_runs_after(process.run_dir)
         self.status.setText(self._ended_text(self.state) if self.state else "Ended.")
