@@ -66,7 +66,8 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "throughput.json"
 RESULTS_CPU = ROOT / "bench" / "results" / "throughput_cpu.json"
 
-from studio.catalog import find  # noqa: E402 - after the path setup above
+from benchlib import random_checkpoint, select_cases, versions  # noqa: E402 - after the path setup
+from studio.catalog import find  # noqa: E402
 
 # The catalog holds each model's published shape; a random-init model of that shape is all the benchmark needs.
 MODELS = {name: dict(find(f"Qwen/{name}-Instruct").config) for name in ("Qwen2.5-0.5B", "Qwen2.5-1.5B", "Qwen2.5-7B")}
@@ -111,27 +112,19 @@ def make_examples(case: dict, count: int):
 
 
 def ensure_model(name: str, cache: Path, device: str) -> Path:
-    """A random-init checkpoint of `name` with a small tokenizer, saved once and shared by every recipe."""
-    folder = cache / name
-    if (folder / "config.json").is_file():
-        return folder
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+    """A random-init checkpoint of `name` with a small tokenizer (Unsloth loads one), saved once and shared by
+    every recipe."""
+    def save_tokenizer(folder: Path) -> None:
+        from tokenizers import Tokenizer, models, pre_tokenizers
+        from transformers import PreTrainedTokenizerFast
 
-    config = AutoConfig.for_model(**MODELS[name])
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    partial = folder.with_name(folder.name + ".partial")
-    model.save_pretrained(partial)
-    words = ["<|endoftext|>", "<|pad|>", "<unk>"] + [f"w{i}" for i in range(TOKEN_IDS - 3)]
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>",
-                            unk_token="<unk>").save_pretrained(partial)
-    partial.rename(folder)
-    return folder
+        words = ["<|endoftext|>", "<|pad|>", "<unk>"] + [f"w{i}" for i in range(TOKEN_IDS - 3)]
+        tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>",
+                                unk_token="<unk>").save_pretrained(folder)
+
+    return random_checkpoint(MODELS[name], cache / name, device, save_tokenizer)
 
 
 class CountingCollator:
@@ -310,27 +303,6 @@ def _unsloth_trainer(case, folder, device, precision, examples, out):
 
 # --- the driver ------------------------------------------------------------------------------------------
 
-def _select(spec: str | None, count: int) -> list[int]:
-    if not spec:
-        return list(range(count))
-    chosen = []
-    for part in spec.split(","):
-        lo, _, hi = part.partition("-")
-        chosen.extend(range(int(lo), int(hi or lo) + 1))
-    return [i for i in chosen if 0 <= i < count]
-
-
-def _versions() -> dict:
-    import importlib.metadata as md
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("torch", "transformers", "peft", "bitsandbytes", "unsloth", "unsloth_zoo"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -460,7 +432,7 @@ def main() -> int:
         recipes = [r for r in recipes if r != "unsloth"] + (["unsloth"] if "unsloth" in recipes else [])
     elif args.cpu:
         device, out = "cpu", args.out or RESULTS_CPU
-        cases = {i: CPU_CASES[i] for i in _select(args.cases, len(CPU_CASES))}
+        cases = {i: CPU_CASES[i] for i in select_cases(args.cases, len(CPU_CASES))}
         recipes = [r for r in recipes if r in CPU_RECIPES]
     else:
         if not torch.cuda.is_available():
@@ -468,7 +440,7 @@ def main() -> int:
                   "written). Run it on a machine with an NVIDIA GPU, or try --quick.")
             return 0
         device, out = "cuda", args.out or RESULTS
-        cases = {i: CASES[i] for i in _select(args.cases, len(CASES))}
+        cases = {i: CASES[i] for i in select_cases(args.cases, len(CASES))}
     if device == "cuda":
         device_name = torch.cuda.get_device_name(0)
     elif args.cpu:
@@ -477,10 +449,10 @@ def main() -> int:
         device_name = "cpu (smoke test, not a result)"
     records = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else []
     by_case = {(r["case"], r["device"]): r for r in records}
-    versions = _versions()
+    measured_with = versions("torch", "transformers", "peft", "bitsandbytes", "unsloth", "unsloth_zoo")
 
     def save(record: dict) -> None:  # after every recipe, so a command cut off at its time limit keeps its work
-        record.update(device=device_name, versions=versions,
+        record.update(device=device_name, versions=measured_with,
                       date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
         by_case[(record["case"], device_name)] = record
         _write(out, [by_case[k] for k in sorted(by_case, key=lambda k: (k[1], k[0]))])

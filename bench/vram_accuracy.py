@@ -45,36 +45,21 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "vram_accuracy.json"
 RESULTS_CPU = ROOT / "bench" / "results" / "vram_accuracy_cpu.json"
 
-# Published config.json values (only the keys that shape the model).
-MODELS = {
-    "Qwen2.5-0.5B": dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                         num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
-                         max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6),
-    "Qwen2.5-1.5B": dict(model_type="qwen2", hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                         num_attention_heads=12, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
-                         max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6),
-    "Llama-3.2-3B": dict(model_type="llama", hidden_size=3072, intermediate_size=8192, num_hidden_layers=28,
-                         num_attention_heads=24, num_key_value_heads=8, head_dim=128, vocab_size=128256,
-                         tie_word_embeddings=True, max_position_embeddings=131072, rope_theta=500000.0,
-                         rms_norm_eps=1e-5, bos_token_id=128000, eos_token_id=128001,
-                         rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
-                                       "original_max_position_embeddings": 8192, "rope_type": "llama3"}),
-    "Qwen2.5-7B": dict(model_type="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                       num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False,
-                       max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6),
-    "Mistral-7B-v0.3": dict(model_type="mistral", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                            num_attention_heads=32, num_key_value_heads=8, vocab_size=32768,
-                            tie_word_embeddings=False, max_position_embeddings=32768, rope_theta=1000000.0,
-                            rms_norm_eps=1e-5, sliding_window=None),
-    # --quick only: small enough for a test on a CPU
-    "tiny-llama": dict(model_type="llama", hidden_size=256, intermediate_size=688, num_hidden_layers=4,
-                       num_attention_heads=4, num_key_value_heads=2, vocab_size=8192, tie_word_embeddings=True,
-                       max_position_embeddings=2048, rms_norm_eps=1e-5),
-    # the embedded default's shape, for --cpu
-    "SmolLM2-135M": dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                         num_attention_heads=9, num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True,
-                         max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5),
-}
+from benchlib import random_checkpoint, select_cases, versions  # noqa: E402 - after the path setup
+from studio.catalog import find  # noqa: E402
+
+# The models' published shapes, from the studio's catalog (what the planner sizes them by). Mistral's config.json
+# says sliding_window: null; transformers' default would be a 4096-token window, another attention path.
+_CATALOG = {"Qwen2.5-0.5B": "Qwen/Qwen2.5-0.5B-Instruct", "Qwen2.5-1.5B": "Qwen/Qwen2.5-1.5B-Instruct",
+            "Llama-3.2-3B": "meta-llama/Llama-3.2-3B-Instruct", "Qwen2.5-7B": "Qwen/Qwen2.5-7B-Instruct",
+            "Mistral-7B-v0.3": "mistralai/Mistral-7B-Instruct-v0.3",
+            "SmolLM2-135M": "embedded:SmolLM2-135M-Instruct"}  # the embedded default's shape, for --cpu
+MODELS = {name: dict(find(model_id).config) for name, model_id in _CATALOG.items()}
+MODELS["Mistral-7B-v0.3"]["sliding_window"] = None
+# --quick only: small enough for a test on a CPU
+MODELS["tiny-llama"] = dict(model_type="llama", hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                            num_attention_heads=4, num_key_value_heads=2, vocab_size=8192, tie_word_embeddings=True,
+                            max_position_embeddings=2048, rms_norm_eps=1e-5)
 
 
 def _case(model, method, seq, batch, ckpt, accum=1, optimizer="adamw_torch", masked=False, rank=16, **more):
@@ -187,7 +172,7 @@ def run_one(case: dict, cache: Path, device: str) -> dict:
 
     project = studio_project(case, device)
     precision = project.train.precision
-    folder = _random_checkpoint(case["model"], cache, device)
+    folder = random_checkpoint(MODELS[case["model"]], cache / case["model"], device)
     model = load_model(project, folder, device, precision)
     steps = STEPS if device == "cuda" else CPU_STEPS
     examples = full_examples(case, MODELS[case["model"]]["vocab_size"], steps)
@@ -236,48 +221,7 @@ def _cpu_peak_allocated(model, trainer) -> int:
     return sum(storages.values()) + peak
 
 
-def _random_checkpoint(name: str, cache: Path, device: str) -> Path:
-    """A random-init model saved once, so load_model reads (and bitsandbytes quantizes) it as a user's would be."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    folder = cache / name
-    if not (folder / "config.json").is_file():
-        config = AutoConfig.for_model(**MODELS[name])
-        torch.manual_seed(0)
-        with torch.device(device):
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-        partial = folder.with_name(folder.name + ".partial")
-        model.save_pretrained(partial)
-        del model
-        if device == "cuda":
-            torch.cuda.empty_cache()
-        partial.rename(folder)
-    return folder
-
-
 # --- the driver ------------------------------------------------------------------------------------------
-
-def _select(spec: str | None, count: int) -> list[int]:
-    if not spec:
-        return list(range(count))
-    chosen = []
-    for part in spec.split(","):
-        lo, _, hi = part.partition("-")
-        chosen.extend(range(int(lo), int(hi or lo) + 1))
-    return [i for i in chosen if 0 <= i < count]
-
-
-def _versions() -> dict:
-    import importlib.metadata as md
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("torch", "transformers", "peft", "bitsandbytes"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
 
 CASE_KEYS = ("model", "method", "rank", "alpha", "dropout", "max_seq_len", "batch_size", "grad_accumulation",
              "gradient_checkpointing", "optimizer", "masked_attention", "precision", "lean_loss")
@@ -351,7 +295,7 @@ def main() -> int:
         return 0
     device = "cpu" if args.cpu or args.quick else "cuda"
     cases = QUICK_CASES if args.quick else CPU_CASES if args.cpu else CASES
-    chosen = _select(args.cases, len(cases))
+    chosen = select_cases(args.cases, len(cases))
     if args.dry_run:
         for i in chosen:
             e = plan_estimate(cases[i], device)
@@ -399,7 +343,7 @@ def _save(results: Path, device: str, device_name: str, records: dict, measured_
     out = {"device": device_name, "compared": ("torch.cuda.max_memory_reserved() vs the estimate's reserved_bytes"
                                                if device == "cuda" else
                                                "peak allocated CPU tensor bytes vs the estimate's allocated part"),
-           "versions": _versions(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "versions": versions("torch", "transformers", "peft", "bitsandbytes"), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "steps": STEPS if device == "cuda" else CPU_STEPS, "summary": summarize(list(records.values())),
            "records": [records[k] for k in sorted(records)]}
     if measured_with:

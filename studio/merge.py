@@ -40,6 +40,7 @@ def merge_run(run_dir: Path, progress: Progress | None = None, cancelled: Callab
     say = progress or (lambda message, fraction: None)
     base_dir = resolve_model(project.model.name)
     target = merged_dir(run_dir)
+
     def check() -> None:
         if cancelled and cancelled():
             raise Cancelled("Merging was cancelled; nothing was kept.")

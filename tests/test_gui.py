@@ -9,17 +9,23 @@ from ui.pages.method import MethodPage  # noqa: E402
 from ui.pages.train import TrainPage  # noqa: E402
 
 
-@pytest.mark.slow
-def test_window_trains_and_plots(qtbot, tmp_path, tiny_model_dir, sample_data):
-    project = Project(name="gui")
-    project.model.name = str(tiny_model_dir)
-    project.data.train_file = str(sample_data)
-    project.train.max_steps = 3
+def open_window(qtbot, tmp_path, model, data, name, steps):
+    """The real window on a tiny project that trains `steps` steps."""
+    project = Project(name=name)
+    project.model.name = str(model)
+    project.data.train_file = str(data)
+    project.train.max_steps = steps
     project.train.max_seq_len = 128
-    project.path = tmp_path / "gui.ftproj.toml"
+    project.path = tmp_path / f"{name}.ftproj.toml"
     window = MainWindow(project)
     qtbot.addWidget(window)
     window.show()
+    return project, window
+
+
+@pytest.mark.slow
+def test_window_trains_and_plots(qtbot, tmp_path, tiny_model_dir, sample_data):
+    project, window = open_window(qtbot, tmp_path, tiny_model_dir, sample_data, "gui", steps=3)
     assert window.pages.count() == 6
     method, train = window.page(MethodPage), window.page(TrainPage)
     before = method.estimate_label.text()
@@ -39,15 +45,7 @@ def test_worker_killed_for_memory_is_explained_in_the_window(qtbot, tmp_path, ti
     import os
     import signal
 
-    project = Project(name="killed")
-    project.model.name = str(tiny_model_dir)
-    project.data.train_file = str(sample_data)
-    project.train.max_steps = 500
-    project.train.max_seq_len = 128
-    project.path = tmp_path / "killed.ftproj.toml"
-    window = MainWindow(project)
-    qtbot.addWidget(window)
-    window.show()
+    project, window = open_window(qtbot, tmp_path, tiny_model_dir, sample_data, "killed", steps=500)
     train = window.page(TrainPage)
     window.go_to(TrainPage)
     train.start_training()

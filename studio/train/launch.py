@@ -10,7 +10,8 @@ from typing import Callable, Iterator
 
 from studio.project import Project
 from studio.train.events import parse_line
-from studio.train.runs import STOP_FILE, create_run
+from studio.train.runs import STOP_FILE, create_run, load_run_project
+from studio.train.worker import memory_fix
 
 
 class TrainingProcess:
@@ -95,10 +96,10 @@ def run_training(project: Project | None = None, run_dir: Path | None = None, re
     return proc.run_dir, final
 
 
-# How a process ended by a signal reports it: minus the signal's number on POSIX (9 = SIGKILL, which Linux's
-# out-of-memory killer sends), 128 + the number from a shell.
-_KILLED = (-9, 137)
-_CRASHED = (-11, 139, -6, 134)  # segmentation fault, abort
+# Popen reports a process ended by a signal as minus the signal's number (POSIX): 9 = SIGKILL, which Linux's
+# out-of-memory killer sends; 11 and 6 = a segmentation fault or an abort inside a library.
+_KILLED = (-9,)
+_CRASHED = (-11, -6)
 
 
 def unexpected_end(proc: TrainingProcess) -> dict:
@@ -106,9 +107,6 @@ def unexpected_end(proc: TrainingProcess) -> dict:
     the fix the app can apply when the cause is clear."""
     code, details = proc.returncode, "\n".join(proc.other_output[-15:])
     if code in _KILLED:
-        from studio.train.runs import load_run_project
-        from studio.train.worker import memory_fix
-
         how, fix = memory_fix(load_run_project(proc.run_dir), gpu=False)
         return {"type": "error", "details": details, "fix": fix, "oom": True,
                 "message": "The system stopped the training process. That almost always means the computer ran "
