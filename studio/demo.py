@@ -41,7 +41,7 @@ def demo_project(out_dir: Path, steps: int) -> Project:
 
 def run_demo(steps: int, out_dir: Path) -> int:
     from studio.chat import GgufChat
-    from studio.cli import Bar, print_export_result, print_training_event
+    from studio.console import Bar, print_export_result, print_training_event
     from studio.export import export_run
     from studio.export.converter import install_converter
     from studio.merge import merge_run

@@ -151,3 +151,28 @@ def write_report(result: ExportResult, run_dir: Path) -> None:
         "handoff": result.handoff,
     }
     atomic_write_text(result.report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
+def earlier_export(run_dir: Path, out_dir: Path | None):
+    """The run's last export as an ExportResult, read back from its report.json (None when there is none, or
+    its files are gone), so reopening the app shows what is already on disk."""
+    import json
+
+    from studio.export import ExportResult
+
+    report_path = Path(out_dir or Path(run_dir) / "export") / "report.json"
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = {quant: Path(info["path"]) for quant, info in report.get("files", {}).items()
+             if Path(info["path"]).is_file()}
+    if not files:
+        return None
+    modelfile = report.get("modelfile")
+    result = ExportResult(files=files, modelfile=Path(modelfile) if modelfile else None,
+                          failed=report.get("failed") or {})
+    result.parity = report.get("parity") or {}
+    result.report_path = report_path
+    result.handoff = report.get("handoff") or []
+    return result

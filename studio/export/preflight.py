@@ -222,3 +222,31 @@ def preflight_export(run_dir: Path, quants: list[str], out_dir: Path | None = No
 
 def gigabytes(count: int) -> str:
     return f"{count / 1e9:.2f} GB" if count >= 1e8 else f"{count / 1e6:.0f} MB"
+
+
+def parameters_of(run_dir: Path) -> int | None:
+    """The exported model's parameter count, for the size of each type (None when the run has no weights)."""
+    try:
+        from studio.export.preflight import model_sources, parameter_count
+    except ImportError:  # an older core: estimate from the planner's shape of config.json
+        from studio.models import config_if_ready
+        from studio.plan.shapes import shape_from_config
+        from studio.train.runs import load_run_project
+
+        config = config_if_ready(load_run_project(run_dir).model.name)
+        return shape_from_config(config).total_params if config else None
+    from studio.errors import StudioError
+    try:
+        return parameter_count(model_sources(run_dir)[0])
+    except StudioError:
+        return None
+
+
+def checks(run_dir: Path, quants: list[str], out_dir: Path | None, overwrite: bool):
+    """(parameters, preflight or None): on a Task, since the tokenizer check loads transformers."""
+    parameters = parameters_of(run_dir)
+    try:
+        from studio.export.preflight import preflight_export
+    except ImportError:
+        return parameters, None
+    return parameters, preflight_export(run_dir, quants, out_dir=out_dir, overwrite=overwrite)

@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGridLayout,
                                QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout)
 
+from studio.export.pipeline import earlier_export
+from studio.export.preflight import checks
 from studio.project import QUANT_TYPES
 from ui.pages import Page
 from ui.tasks import Task
@@ -38,59 +40,6 @@ PREFLIGHT_DELAY_MS = 300
 
 def megabytes(count: int) -> str:
     return f"{count / 1e9:.2f} GB" if count >= 1e9 else f"{count / 1e6:.0f} MB"
-
-
-def parameters_of(run_dir: Path) -> int | None:
-    """The exported model's parameter count, for the size of each type (None when the run has no weights)."""
-    try:
-        from studio.export.preflight import model_sources, parameter_count
-    except ImportError:  # an older core: estimate from the planner's shape of config.json
-        from studio.models import config_if_ready
-        from studio.plan.shapes import shape_from_config
-        from studio.train.runs import load_run_project
-
-        config = config_if_ready(load_run_project(run_dir).model.name)
-        return shape_from_config(config).total_params if config else None
-    from studio.errors import StudioError
-    try:
-        return parameter_count(model_sources(run_dir)[0])
-    except StudioError:
-        return None
-
-
-def checks(run_dir: Path, quants: list[str], out_dir: Path | None, overwrite: bool):
-    """(parameters, preflight or None): on a Task, since the tokenizer check loads transformers."""
-    parameters = parameters_of(run_dir)
-    try:
-        from studio.export.preflight import preflight_export
-    except ImportError:
-        return parameters, None
-    return parameters, preflight_export(run_dir, quants, out_dir=out_dir, overwrite=overwrite)
-
-
-def earlier_export(run_dir: Path, out_dir: Path | None):
-    """The run's last export as an ExportResult, read back from its report.json (None when there is none, or
-    its files are gone), so reopening the app shows what is already on disk."""
-    import json
-
-    from studio.export import ExportResult
-
-    report_path = Path(out_dir or Path(run_dir) / "export") / "report.json"
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    files = {quant: Path(info["path"]) for quant, info in report.get("files", {}).items()
-             if Path(info["path"]).is_file()}
-    if not files:
-        return None
-    modelfile = report.get("modelfile")
-    result = ExportResult(files=files, modelfile=Path(modelfile) if modelfile else None,
-                          failed=report.get("failed") or {})
-    result.parity = report.get("parity") or {}
-    result.report_path = report_path
-    result.handoff = report.get("handoff") or []
-    return result
 
 
 class ExportPage(Page):

@@ -14,6 +14,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
                                QSplitter, QVBoxLayout, QWidget)
 
+from studio.chat import load_chat, tuned_source
 from ui.pages import Page
 from ui.tasks import Task
 from ui.theme import role_label
@@ -21,44 +22,7 @@ from ui.widgets.chat_pane import ChatPane
 
 MAX_TOKENS = 200
 HELD_OUT_SHOWN = 30
-GGUF_PREFERENCE = ("q8_0", "f16", "bf16", "q6_k", "q5_k_m", "q4_k_m")  # closest to the trained weights first
 STATUS = -1.0  # a Task progress "fraction" that marks a status line rather than a piece of the answer
-
-
-def exported_gguf(run_dir: Path) -> Path | None:
-    """The run's exported GGUF that is closest to the trained weights, if there is one."""
-    files = sorted((Path(run_dir) / "export").glob("*.gguf"))
-    for quant in GGUF_PREFERENCE:
-        match = next((f for f in files if f.stem.lower().endswith("-" + quant)), None)
-        if match:
-            return match
-    return files[0] if files else None
-
-
-def tuned_source(run_dir: Path | None) -> tuple[str, str] | None:
-    """("gguf"|"hf", what to load) for the fine-tuned side, or None when the run has no trained weights."""
-    from studio.train.runs import trained_weights_dir
-
-    if run_dir is None:
-        return None
-    gguf = exported_gguf(run_dir)
-    if gguf:
-        return "gguf", str(gguf)
-    weights = trained_weights_dir(run_dir)
-    return ("hf", str(weights)) if weights else None
-
-
-def load_chat(kind: str, what: str, base_name: str):
-    """A chat object: a GGUF in llama.cpp, an adapter on its base, a whole model folder (full fine-tune or base)."""
-    from studio.chat import GgufChat, HfChat
-    from studio.models import resolve_model
-
-    if kind == "gguf":
-        return GgufChat(Path(what))
-    folder = Path(what)
-    if (folder / "adapter_config.json").is_file():
-        return HfChat(resolve_model(base_name), folder)
-    return HfChat(folder)
 
 
 class TestPage(Page):

@@ -21,7 +21,7 @@ from studio.train.runs import EVENTS_FILE, latest_checkpoint
 from ui.pages import Page
 from ui.theme import role_label
 from ui.widgets.plots import TrainingPlots
-from ui.widgets.run_state import RunState, list_runs, read_run
+from studio.train.state import RunState, list_runs, read_run
 
 LOG_LINES = 3000  # the log view keeps the newest lines; events.jsonl keeps them all
 WORKER_NICENESS = 10  # below the window's priority, above idle work
