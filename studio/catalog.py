@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from studio import paths
+from studio import paths, units
 from studio.errors import ModelError
 
 CATALOG_FILE = paths.RESOURCES / "catalog.json"
@@ -33,14 +33,7 @@ class CatalogModel:
 
     @property
     def size_text(self) -> str:
-        return parameters_text(self.parameters)
-
-
-def parameters_text(n: int) -> str:
-    """134515008 -> "135M", 999885952 -> "1.0B", 1711376384 -> "1.7B"."""
-    if n >= 0.95 * 10 ** 9:
-        return f"{n / 10 ** 9:.1f}B"
-    return f"{n / 10 ** 6:.0f}M"
+        return units.parameters(self.parameters)
 
 
 @lru_cache(maxsize=1)

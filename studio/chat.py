@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from studio.errors import ModelError
+from studio.vocabulary import CHAT_PREFERENCE
 
 
 class GgufChat:
@@ -83,13 +84,10 @@ class HfChat:
         return "".join(self.stream(messages, **kw)).strip()
 
 
-GGUF_PREFERENCE = ("q8_0", "f16", "bf16", "q6_k", "q5_k_m", "q4_k_m")  # closest to the trained weights first
-
-
 def exported_gguf(run_dir: Path) -> Path | None:
     """The run's exported GGUF that is closest to the trained weights, if there is one."""
     files = sorted((Path(run_dir) / "export").glob("*.gguf"))
-    for quant in GGUF_PREFERENCE:
+    for quant in CHAT_PREFERENCE:
         match = next((f for f in files if f.stem.lower().endswith("-" + quant)), None)
         if match:
             return match

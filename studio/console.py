@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from studio import units
+
 
 class Bar:
     """A one-line terminal progress bar that stays quiet when output is not a terminal."""
@@ -45,7 +47,7 @@ def print_training_event(event: dict, bar: Bar) -> None:
 def print_export_result(result) -> None:
     for quant, path in result.files.items():
         flag = "CHECK FAILED" if quant in result.failed else "ok"
-        print(f"  {quant.upper():>7}: {path} ({path.stat().st_size / 1e6:.1f} MB) {flag}")
+        print(f"  {quant.upper():>7}: {path} ({units.file_size(path.stat().st_size)}) {flag}")
     for quant, why in result.failed.items():
         if quant not in result.files:
             print(f"  {quant.upper():>7}: FAILED - {why}")
@@ -70,9 +72,7 @@ def print_export_result(result) -> None:
 
 def print_export_plan(preflight) -> None:
     """What will be written and how big, before anything is."""
-    from studio.export.preflight import gigabytes
-
     sys.stderr.write(f"Model: {preflight.architecture}, tokenizer {preflight.tokenizer}\n")
     for quant, size in preflight.sizes.items():
-        sys.stderr.write(f"  {quant.upper():>7}: about {gigabytes(size)}\n")
-    sys.stderr.write(f"  Disk: needs about {gigabytes(preflight.needed_bytes)}, {gigabytes(preflight.free_bytes)} free\n")
+        sys.stderr.write(f"  {quant.upper():>7}: about {units.file_size(size)}\n")
+    sys.stderr.write(f"  Disk: needs about {units.file_size(preflight.needed_bytes)}, {units.file_size(preflight.free_bytes)} free\n")

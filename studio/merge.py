@@ -11,9 +11,9 @@ from typing import Callable
 
 from studio.errors import Cancelled, ExportError
 from studio.fileio import staged_dir
+from studio.progress import Progress
 from studio.train.runs import load_run_project, trained_weights_dir
 
-Progress = Callable[[str, float], None]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
                    "chat_template.jinja", "generation_config.json", "added_tokens.json", "vocab.json", "merges.txt")
 # Merge small models in float32 (exact), big ones in their own 16-bit type (a 7B model in fp32 needs 28 GB of RAM).

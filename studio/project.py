@@ -10,19 +10,17 @@ import difflib
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import tomli_w
 
 from studio.errors import ProjectError
 from studio.fileio import atomic_write_text
+from studio.vocabulary import METHODS, OPTIMIZERS, QUANT_TYPES
 
-METHODS = ("full", "lora", "qlora", "lora8bit", "dora")
 DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text")
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
-OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adafactor")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-QUANT_TYPES = ("f16", "bf16", "q8_0", "q6_k", "q5_k_m", "q5_0", "q4_k_m", "q4_k_s", "q4_0", "q3_k_m", "q2_k")
 EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
 
 
@@ -151,7 +149,7 @@ class Project:
             raise ProjectError("name is empty: give the project a name.")
 
 
-def _check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+def _check_choice(key: str, value: Any, allowed: Collection[str]) -> None:
     if value not in allowed:
         raise ProjectError(f"{key} = {value!r} is not one of: {', '.join(allowed)}.")
 

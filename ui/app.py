@@ -12,7 +12,7 @@ from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem,
                                QMainWindow, QMessageBox, QStackedWidget, QWidget)
 
-from studio import paths
+from studio import paths, units
 from studio.errors import StudioError
 from studio.project import Project, load_project, save_project
 from studio.starter import default_projects_dir, starter_project
@@ -216,8 +216,8 @@ class MainWindow(QMainWindow):
 
     def _show_gpu(self, gpu) -> None:
         if gpu is not None and gpu.total_bytes:
-            free = f", {gpu.free_bytes / 2**30:.1f} GiB free" if gpu.free_bytes is not None else ""
-            self.statusBar().showMessage(f"GPU: {gpu.name}, {gpu.total_bytes / 2**30:.1f} GiB{free}")
+            free = f", {units.memory(gpu.free_bytes)} free" if gpu.free_bytes is not None else ""
+            self.statusBar().showMessage(f"GPU: {gpu.name}, {units.memory(gpu.total_bytes)}{free}")
         else:
             self.statusBar().showMessage("No NVIDIA GPU found: training runs on the CPU (slowly; fine for a "
                                          "quick test of a small model). QLoRA and 8-bit LoRA need a GPU.")

@@ -10,14 +10,13 @@ from array import array
 from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from studio.data.formats import SAMPLE, Detection, Row, normalize, resolve
 from studio.data.readers import Source, open_source
 from studio.errors import Cancelled, DataError
+from studio.progress import Cancel, Progress
 
-Progress = Callable[[str, float], None]
-Cancel = Callable[[], bool]
 MAX_PROBLEMS = 1000  # problems kept with their text; all are counted
 EVERY = 2000  # rows between progress reports and cancel checks
 

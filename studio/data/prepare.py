@@ -11,8 +11,8 @@ from studio.data.readers import HUB_ID
 from studio.data.split import split_rows
 from studio.data.tokenize import IGNORE, Example, TemplateError, tokenize_conversation, tokenize_text
 from studio.errors import Cancelled, DataError
+from studio.progress import Progress
 
-Progress = Callable[[str, float], None]
 
 
 @dataclass

@@ -10,8 +10,8 @@ from studio.data.formats import Row
 from studio.data.inspect import EVERY, Problem
 from studio.data.tokenize import IGNORE, Piece, TemplateError, encode_row, pieces
 from studio.errors import Cancelled
+from studio.progress import Progress
 
-Progress = Callable[[str, float], None]
 
 
 @dataclass

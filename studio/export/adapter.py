@@ -10,9 +10,9 @@ from studio.errors import ExportError
 from studio.export.converter import convert_lora_to_gguf
 from studio.export.naming import gguf_basename
 from studio.fileio import staged_file
+from studio.progress import Progress
 from studio.train.runs import load_run_project, trained_weights_dir
 
-Progress = Callable[[str, float], None]
 
 
 def adapter_problems(run_dir: Path) -> list[str]:

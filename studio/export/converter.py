@@ -20,8 +20,8 @@ from typing import Callable
 from studio import paths
 from studio.errors import ExportError, StudioError
 from studio.fileio import staged_dir
+from studio.progress import Progress
 
-Progress = Callable[[str, float], None]
 KEEP = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/", "LICENSE")
 SCRIPTS = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py")
 

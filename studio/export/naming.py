@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-SIXTEEN_BIT = ("f16", "bf16")
+from studio.vocabulary import QUANT_TYPES
+
+SIXTEEN_BIT = tuple(q.name for q in QUANT_TYPES.values() if q.sixteen_bit)
 
 
 def gguf_basename(project) -> str:

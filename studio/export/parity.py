@@ -14,6 +14,7 @@ from typing import Callable
 from studio.data.prepare import with_system
 from studio.errors import Cancelled
 from studio.paths import RESOURCES
+from studio.vocabulary import QUANT_TYPES
 
 TOKEN_BUDGET = 384  # positions compared per file: enough for a stable top-1 rate, seconds on a CPU
 MAX_SEQUENCE = 128
@@ -27,9 +28,13 @@ TRICKY = ["In 2024 there were 366 days; pi is 3.14159 and 1,000,000 > 999999.",
           "émoji 🤖 ünïcödé 日本語 Привет", "don't won't I'm we'll they've"]
 
 
-# The quality targets the project holds itself to on the embedded default model (reported beside each file).
-TARGETS = {"f16": "top-1 >= 99% and perplexity within 1%", "bf16": "top-1 >= 99% and perplexity within 1%",
-           "q8_0": "mean KL < 0.005"}
+def target(quant: str) -> str | None:
+    """The quality target the project holds itself to on the embedded default model (reported beside each
+    file): 16-bit files must match, Q8_0 must keep its mean KL under the table's target."""
+    facts = QUANT_TYPES[quant]
+    if facts.sixteen_bit:
+        return f"top-1 >= {facts.top1_floor:.0%} and perplexity within 1%"
+    return f"mean KL < {facts.target_kl}" if facts.target_kl is not None else None
 
 
 def rule_for(quant: str) -> tuple[str, Callable[[dict], bool]]:
@@ -37,22 +42,23 @@ def rule_for(quant: str) -> tuple[str, Callable[[dict], bool]]:
     16-bit must match. Quantized types lose real information, so they pass when the most likely next token is
     mostly unchanged (llama.cpp measures 92% for Q4_K_M on an 8B model; small models lose more) or when the
     whole distribution barely moved (mean KL: a model whose top choices are near ties flips them without being
-    damaged). A broken file fails both. Q8_0 is held to the tightest rule of these: its KL target (TARGETS)
+    damaged). A broken file fails both. Q8_0 is held to the tightest rule of these: its KL target (target())
     is reported separately, because on a 576-wide model llama.cpp's CPU kernels, which also round each
     matmul's input to 8 bits, spend most of it (bench/results/q8_0_breakdown.json): a user should not see a
     standard Q8_0 flagged as broken while a Q6_K with three times its KL passes."""
-    if quant in ("f16", "bf16"):
-        return TARGETS[quant], lambda m: m["top1"] >= 0.99 and abs(m["ppl_ratio"] - 1) <= 0.01
-    floor, kl = (0.95, 0.01) if quant == "q8_0" else (0.90, 0.05) if quant in ("q6_k", "q5_k_m", "q5_0") \
-        else (0.80, 0.10) if quant.startswith("q4") else (0.60, 0.30)
+    facts = QUANT_TYPES[quant]
+    floor, kl = facts.top1_floor, facts.max_kl
+    if facts.sixteen_bit:
+        return target(quant), lambda m: m["top1"] >= floor and abs(m["ppl_ratio"] - 1) <= 0.01
     return f"top-1 >= {floor:.0%} or mean KL < {kl}", lambda m: m["top1"] >= floor or m["mean_kl"] < kl
 
 
 def meets_target(quant: str, metrics: dict) -> bool | None:
-    if quant in ("f16", "bf16"):
-        return metrics["top1"] >= 0.99 and abs(metrics["ppl_ratio"] - 1) <= 0.01
-    if quant == "q8_0":
-        return metrics["mean_kl"] < 0.005
+    facts = QUANT_TYPES[quant]
+    if facts.sixteen_bit:
+        return rule_for(quant)[1](metrics)
+    if facts.target_kl is not None:
+        return metrics["mean_kl"] < facts.target_kl
     return None
 
 
@@ -215,7 +221,7 @@ def verdict(quant: str, metrics: dict, mismatches: list[str]) -> dict:
         summary = f"{quant.upper()} passed ({rule}): {numbers}."
     else:
         summary = f"{quant.upper()} FAILED its check ({rule}): {numbers}."
-    return {"passed": passed, "rule": rule, "target": TARGETS.get(quant), "meets_target": meets_target(quant, metrics),
+    return {"passed": passed, "rule": rule, "target": target(quant), "meets_target": meets_target(quant, metrics),
             "tokenization_ok": not mismatches, "tokenization_mismatches": mismatches,
             **{k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}, "summary": summary}
 

@@ -19,11 +19,10 @@ from studio.export.preflight import Preflight, preflight_export
 from studio.export.quantize import quantize
 from studio.fileio import atomic_write_text, staged_file
 from studio.merge import merge_run, merged_dir
+from studio.progress import Progress
 from studio.train.runs import load_run_project
+from studio.vocabulary import MODELFILE_PREFERENCE
 
-Progress = Callable[[str, float], None]
-# The file the Modelfile points at: the smallest type that keeps a chat model's quality.
-MODELFILE_PREFERENCE = ("q4_k_m", "q5_k_m", "q6_k", "q8_0", "q4_k_s", "q4_0", "f16", "bf16")
 
 
 @dataclass

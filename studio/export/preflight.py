@@ -13,12 +13,13 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from studio import units
 from studio.errors import StudioError
 from studio.export.modelfile import chat_format, read_chat_template
 from studio.export.naming import export_targets, sixteen_bit_source
-from studio.export.quantize import BITS_PER_WEIGHT
 from studio.merge import merged_dir
 from studio.train.runs import load_run_project, trained_weights_dir
+from studio.vocabulary import QUANT_TYPES
 
 DISK_MARGIN_BYTES = 64 * 1024**2  # metadata, the Modelfile, the report, and rounding in our estimates
 
@@ -85,7 +86,7 @@ def config_parameter_count(config: dict) -> int:
 
 
 def estimated_size(parameters: int, quant: str) -> int:
-    return int(parameters * BITS_PER_WEIGHT[quant] / 8)
+    return int(parameters * QUANT_TYPES[quant].bits_per_weight / 8)
 
 
 def existing_ancestor(folder: Path) -> Path:
@@ -180,10 +181,10 @@ def preflight_export(run_dir: Path, quants: list[str], out_dir: Path | None = No
     run_dir = Path(run_dir)
     report = Preflight()
     project = load_run_project(run_dir)
-    unknown = [q for q in quants if q not in BITS_PER_WEIGHT]
+    unknown = [q for q in quants if q not in QUANT_TYPES]
     if unknown:
         report.problems.append(f"{unknown[0]!r} is not a GGUF type we export; choose from "
-                               f"{', '.join(BITS_PER_WEIGHT)}.")
+                               f"{', '.join(QUANT_TYPES)}.")
         return report
     if not quants:
         report.problems.append("No GGUF type is chosen; pick at least one (e.g. q4_k_m).")
@@ -215,13 +216,10 @@ def preflight_export(run_dir: Path, quants: list[str], out_dir: Path | None = No
     report.free_bytes = free_space(out_dir) if free_bytes is None else free_bytes
     if report.needed_bytes > report.free_bytes:
         report.problems.append(f"Not enough free disk space in {out_dir}: the export needs about "
-                               f"{gigabytes(report.needed_bytes)} and {gigabytes(report.free_bytes)} is free. "
+                               f"{units.file_size(report.needed_bytes)} and {units.file_size(report.free_bytes)} is free. "
                                "Free some space, choose fewer types, or choose another output folder.")
     return report
 
-
-def gigabytes(count: int) -> str:
-    return f"{count / 1e9:.2f} GB" if count >= 1e8 else f"{count / 1e6:.0f} MB"
 
 
 def parameters_of(run_dir: Path) -> int | None:

@@ -11,9 +11,6 @@ from typing import Callable
 
 from studio.errors import Cancelled, ExportError
 
-# Bits per weight of each type, from llama.cpp's block layouts, for file size estimates before export.
-BITS_PER_WEIGHT = {"f16": 16.0, "bf16": 16.0, "q8_0": 8.5, "q6_k": 6.56, "q5_k_m": 5.69, "q5_0": 5.5,
-                   "q4_k_m": 4.85, "q4_k_s": 4.58, "q4_0": 4.5, "q3_k_m": 3.91, "q2_k": 3.35}
 
 
 def ftype_constant(quant: str) -> int:

@@ -1,22 +1,9 @@
 """Short plain-language texts the GUI shows next to each choice, from the practice the product is built on."""
 from __future__ import annotations
 
-METHOD_ADVICE = {
-    "full": ("Full fine-tuning changes every weight. It needs the most memory: weights, gradients and two "
-             "AdamW moments for every parameter (about 16 bytes per parameter with the usual fp32 master copy, "
-             "8 in the studio's pure bf16), so it suits small models. Learning rate about 1e-5 to 5e-5."),
-    "lora": ("LoRA freezes the base model (2 bytes per parameter) and trains small rank-r matrices beside its "
-             "linear layers. Start with rank 16, alpha 2x the rank, learning rate 1e-4 to 3e-4, all linear "
-             "layers. The best first choice when the 16-bit model fits."),
-    "qlora": ("QLoRA stores the frozen base in 4-bit NF4 (about 0.5 bytes per parameter) and trains LoRA "
-              "matrices on top: a model about 3x bigger fits, but training is 30-50% slower. When exporting, "
-              "the adapter is merged into the 16-bit base, never the 4-bit one."),
-    "lora8bit": ("8-bit LoRA stores the frozen base in 8 bits (1 byte per parameter): between LoRA and QLoRA "
-                 "in memory, and slower than both per step. Use it when 16-bit does not fit and 4-bit "
-                 "worries you."),
-    "dora": ("DoRA is LoRA that also learns each weight's magnitude. It can match full fine-tuning a little "
-             "more closely at low rank, but it is slower and needs more memory than LoRA."),
-}
+from studio.vocabulary import METHODS
+
+METHOD_ADVICE = {name: method.advice for name, method in METHODS.items()}  # the method table's own words
 
 ADVICE = {
     "rank": ("Rank is how much the adapter can learn. 8-16 is enough for style and format; 32-64 for new "

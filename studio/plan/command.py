@@ -5,8 +5,10 @@ import argparse
 import json
 from pathlib import Path
 
+from studio import units
 from studio.errors import StudioError
-from studio.plan.estimator import GiB, METHODS, OPTIMIZERS, PlanSettings, estimate
+from studio.plan.estimator import PlanSettings, estimate
+from studio.vocabulary import METHODS, OPTIMIZERS
 from studio.plan.fit import auto_fit, verdict
 from studio.plan.gpu import detect_gpu, gpu_from_numbers
 
@@ -41,7 +43,7 @@ def run(args) -> int:
     except StudioError as exc:
         print(f"ftstudio plan: {exc}")
         return 2
-    gpu = gpu_from_numbers("the planned GPU", int(args.gpu_gb * GiB)) if args.gpu_gb else detect_gpu()
+    gpu = gpu_from_numbers("the planned GPU", int(args.gpu_gb * units.GiB)) if args.gpu_gb else detect_gpu()
     ver = verdict(est, gpu)
     fit = auto_fit(config, settings, gpu) if args.auto_fit else None
     if args.json:
@@ -52,15 +54,15 @@ def run(args) -> int:
             out["auto_fit"] = fit
         print(json.dumps(out, indent=2))
         return 0
-    print(f"Estimated peak GPU memory: {_gb(est.total_bytes)}  ({est.params_total / 1e9:.2f}B parameters, "
-          f"{est.params_trainable / 1e6:,.1f}M trainable; peak during the {est.peak_phase})")
+    print(f"Estimated peak GPU memory: {units.memory(est.total_bytes, 2)}  ({units.parameters(est.params_total)} parameters, "
+          f"{units.parameters(est.params_trainable)} trainable; peak during the {est.peak_phase})")
     for key, value in est.breakdown.items():
         if value:
-            print(f"  {est.labels[key]:<46} {_gb(value):>10}")
+            print(f"  {est.labels[key]:<46} {units.memory(value, 2):>10}")
     print(ver.sentence)
     for fix in ver.fixes:
         changes = ", ".join(f"{k} = {v}" for k, v in fix.change.items())
-        print(f"  - {fix.label}: {changes} -> {_gb(fix.new_total_bytes)}")
+        print(f"  - {fix.label}: {changes} -> {units.memory(fix.new_total_bytes, 2)}")
     if fit is not None:
         print("Auto-fit: " + (", ".join(f"{k} = {v}" for k, v in fit.items()) if fit else "no batch size fits."))
     print("Assumptions:")
@@ -70,13 +72,13 @@ def run(args) -> int:
 
 
 def _inputs(args) -> tuple[dict, PlanSettings]:
+    """The model's config and the settings: the project file's (or a new project's), changed by the flags
+    through the project's own rules, so a wrong value gets the same sentence here as in the project file."""
     from studio.errors import ProjectError
+    from studio.presets import apply_changes
+    from studio.project import Project, load_project
 
-    project = None
-    if args.project:
-        from studio.project import load_project
-        project = load_project(args.project)
-    settings = PlanSettings.from_project(project) if project else PlanSettings()
+    project = load_project(args.project) if args.project else Project()
     change = {}
     for flag, key in (("method", "method.method"), ("rank", "method.rank"), ("alpha", "method.alpha"),
                       ("seq", "train.max_seq_len"), ("batch", "train.batch_size"),
@@ -86,15 +88,11 @@ def _inputs(args) -> tuple[dict, PlanSettings]:
             change[key] = getattr(args, flag)
     if args.targets:
         change["method.target_modules"] = [t.strip() for t in args.targets.split(",") if t.strip()]
-    settings = settings.with_changes(change)
-    if settings.method not in METHODS:
-        raise ProjectError(f"unknown method {settings.method!r}; choose one of: {', '.join(METHODS)}.")
-    if settings.optimizer not in OPTIMIZERS:
-        raise ProjectError(f"unknown optimizer {settings.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}.")
-    name = args.model or (project.model.name if project else None)
+    apply_changes(project, change)
+    name = args.model or (project.model.name if args.project else None)
     if not name:
         raise ProjectError("no model: give a project file or --model (for example --model embedded:SmolLM2-135M-Instruct).")
-    return _load_config(name, project), settings
+    return _load_config(name, project if args.project else None), PlanSettings.from_project(project)
 
 
 def _load_config(name: str, project) -> dict:
@@ -118,6 +116,3 @@ def _load_config(name: str, project) -> dict:
     known = find(name)  # catalog models carry their published shape: planning them needs no network
     return dict(known.config) if known is not None and not known.embedded else load_config(name)
 
-
-def _gb(n: int) -> str:
-    return f"{n / GiB:.2f} GB"

@@ -71,21 +71,20 @@ what torch.cuda.max_memory_reserved() should report; bench/vram_accuracy.py meas
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
+from studio import units
 from studio.errors import ProjectError
 from studio.plan.shapes import Shape, shape_from_config, targeted, unknown_targets
+from studio.project import MethodSettings, TrainSettings
 from studio.train.chunking import BYTES_PER_CHUNK_LOGIT, PLAIN_HEAD_FAMILIES, chunk_tokens
+from studio.vocabulary import METHODS, OPTIMIZERS, Method
 
-GiB = 1024 ** 3
-MiB = 1024 ** 2
-
-METHODS = ("full", "lora", "qlora", "lora8bit", "dora")
-OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "adafactor")
+_METHOD, _TRAIN = MethodSettings(), TrainSettings()  # the project file's defaults are the planner's
 
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # 4-bit codes + 8-bit absmax per 64 + fp32 per 256 absmax blocks
-CUDA_CONTEXT = 512 * MiB
-ALLOCATOR_FIXED = 128 * MiB
+CUDA_CONTEXT = 512 * units.MiB
+ALLOCATOR_FIXED = 128 * units.MiB
 ALLOCATOR_FRACTION = 0.08
 
 # Keys of the breakdown, in the order the GUI shows them, with the words it shows.
@@ -105,23 +104,24 @@ LABELS = {
 
 @dataclass(frozen=True)
 class PlanSettings:
-    """The settings that move the estimate: a light, hashable copy of the project's choices."""
-    method: str = "lora"
-    rank: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: tuple[str, ...] = ("all-linear",)
-    batch_size: int = 4
-    grad_accumulation: int = 1
-    max_seq_len: int = 1024
-    gradient_checkpointing: bool = False
-    offload_checkpoints: bool = False
-    optimizer: str = "adamw_torch"
-    precision: str = "auto"
+    """The settings that move the estimate: a light, hashable copy of the project's choices, with the project
+    file's defaults (studio.project), so the planner with no project says what a new project would do."""
+    method: str = _METHOD.method
+    rank: int = _METHOD.rank
+    alpha: int = _METHOD.alpha
+    dropout: float = _METHOD.dropout
+    target_modules: tuple[str, ...] = tuple(_METHOD.target_modules)
+    batch_size: int = _TRAIN.batch_size
+    grad_accumulation: int = _TRAIN.grad_accumulation
+    max_seq_len: int = _TRAIN.max_seq_len
+    gradient_checkpointing: bool = _TRAIN.gradient_checkpointing
+    offload_checkpoints: bool = _TRAIN.offload_checkpoints
+    optimizer: str = _TRAIN.optimizer
+    precision: str = _TRAIN.precision
     # Packed rows (the trainer's default) hold batch_size x max_seq_len tokens and go through varlen flash
     # attention: no mask. Padded rows carry a padding mask (see masked_attention).
-    packing: bool = True
-    lean_loss: bool = True  # chunked head + cross-entropy: one chunk of logits at a time
+    packing: bool = _TRAIN.packing
+    lean_loss: bool = _TRAIN.lean_loss  # chunked head + cross-entropy: one chunk of logits at a time
     # Padded batches carry a padding mask, which sends SDPA to its memory-efficient kernel.
     # False: unpadded full-length rows, the flash kernel (what bench/vram_accuracy.py feeds).
     masked_attention: bool = False  # the default trainer packs (no mask); from_project sets it from packing
@@ -209,176 +209,236 @@ def estimate(config: dict | Shape, project_or_settings) -> Estimate:
     shape = config if isinstance(config, Shape) else shape_from_config(config)
     s = as_settings(project_or_settings)
     check_settings(s)
-    notes: list[str] = []
-    c = 4 if s.precision == "fp32" else 2
-    a = 4  # adapters are fp32
-    full = s.method == "full"
-    lora = not full
-    dora = s.method == "dora"
-    quant = {"qlora": "nf4", "lora8bit": "int8"}.get(s.method)
-    N = s.batch_size * s.max_seq_len
-    L, h, I, V = shape.layers, shape.hidden, shape.intermediate, shape.vocab
-    P = shape.total_params
+    run = _Run(shape, s, METHODS[s.method], 4 if s.precision == "fp32" else 2, _targets(shape, s))
+    weights, quantized = _weights(run)
+    trainable = _trainable(run)
+    optimizer, optimizer_temp, paged = _optimizer(run, trainable)
+    kept, layer_full, layer_peak, layer_work = _activations(run)
+    logits = _logits(run)
+    extra = _workspace(run)
+    peak = _peak(run, trainable, optimizer_temp, kept, layer_full, layer_peak, layer_work, logits, extra)
+    dynamic = peak.activations + peak.logits + peak.workspace + (peak.gradients if s.grad_accumulation == 1 else 0)
+    breakdown = {"weights": int(weights), "weights_quantized": int(quantized),
+                 "adapters": int(0 if run.full else run.a * trainable), "gradients": int(peak.gradients),
+                 "optimizer": int(optimizer), "activations": int(peak.activations), "logits": int(peak.logits),
+                 "workspace": int(peak.workspace), "allocator": int(ALLOCATOR_FIXED + ALLOCATOR_FRACTION * dynamic),
+                 "cuda_context": CUDA_CONTEXT}
+    return Estimate(total_bytes=sum(breakdown.values()), breakdown=breakdown, labels=_labels(run),
+                    assumptions=_assumptions(run, paged, peak, kept + logits), peak_phase=peak.phase,
+                    params_total=shape.total_params, params_trainable=trainable, settings=s, shape=shape,
+                    paged_optimizer_bytes=paged)
 
-    # --- weights -------------------------------------------------------------------------------------
-    lin_w = L * shape.linear_weight_params_per_layer
-    if quant == "nf4":
-        quantized = int(lin_w * NF4_BYTES)
-        weights = c * (P - lin_w)
+
+@dataclass(frozen=True)
+class _Run:
+    """What every term reads: the model, the settings, and the symbols of the module docstring."""
+    shape: Shape
+    s: PlanSettings
+    method: Method
+    c: int  # bytes of the compute dtype
+    targets: tuple  # the linear layers of a block that get an adapter; none for full fine-tuning
+    a: int = 4  # bytes of an fp32 adapter value
+
+    @property
+    def tokens(self) -> int:  # N: tokens per micro-batch
+        return self.s.batch_size * self.s.max_seq_len
+
+    @property
+    def full(self) -> bool:
+        return self.method.trains_base
+
+    @property
+    def dora(self) -> bool:
+        return self.method.adapter == "dora"
+
+    @property
+    def train_bytes(self) -> int:
+        """Bytes of one trainable value: the model's dtype for full fine-tuning, fp32 for adapters."""
+        return self.c if self.full else self.a
+
+    @property
+    def lean(self) -> bool:
+        return self.s.lean_loss and self.shape.family in PLAIN_HEAD_FAMILIES
+
+
+class _Peak(NamedTuple):
+    phase: str  # "backward" or "optimizer step"
+    gradients: int
+    activations: int
+    logits: int
+    workspace: int
+    inside_layer: bool  # a backward peak inside a layer, after the logits are freed
+
+
+def _targets(shape: Shape, s: PlanSettings) -> tuple:
+    if METHODS[s.method].trains_base:
+        return ()
+    targets = tuple(targeted(shape, s.target_modules))
+    if not targets:
+        raise ProjectError("No LoRA target matches a layer of this model: use \"all-linear\" or some of "
+                           f"{', '.join(shape.linear_names)}.")
+    return targets
+
+
+def _weights(run: _Run) -> tuple[int, int]:
+    """(the 16-bit weights, the quantized linear layers of a 4-bit or 8-bit base)."""
+    shape, c = run.shape, run.c
+    linear = shape.layers * shape.linear_weight_params_per_layer
+    if run.method.base == "nf4":
+        return c * (shape.total_params - linear), int(linear * NF4_BYTES)
+    if run.method.base == "int8":  # a byte per weight and an fp32 scale per output row
+        return c * (shape.total_params - linear), linear + 4 * shape.layers * sum(lin.d_out for lin in shape.linears)
+    return c * shape.total_params, 0
+
+
+def _trainable(run: _Run) -> int:
+    """The values the optimizer updates: every parameter, or the adapters' matrices (and DoRA's magnitudes)."""
+    if run.full:
+        return run.shape.total_params
+    per_layer = sum(run.s.rank * (lin.d_in + lin.d_out) + (lin.d_out if run.dora else 0) for lin in run.targets)
+    return run.shape.layers * per_layer
+
+
+def _optimizer(run: _Run, trainable: int) -> tuple[int, int, int]:
+    """(state on the GPU, the step's temporaries, paged state kept in unified memory outside the peak)."""
+    optimizer, shape = OPTIMIZERS[run.s.optimizer], run.shape
+    if optimizer.factored:  # one fp32 copy of the parameter and its update at a time
+        values = _adafactor_full(shape) if run.full else _adafactor_values(shape, run.targets, run.s)
+        biggest = max(max(lin.d_in * lin.d_out for lin in shape.linears), shape.vocab * shape.hidden) if run.full else 0
+        return run.train_bytes * values, 12 * biggest, 0
+    moment = run.train_bytes if optimizer.moment_bytes is None else optimizer.moment_bytes
+    state = int(trainable * (2 * moment + (8 / 2048 if optimizer.eight_bit else 0)))  # + 8-bit block scales
+    temporaries = moment * trainable if optimizer.foreach else 0  # foreach AdamW: sqrt(v) of every tensor at once
+    return (0, 0, state) if optimizer.paged else (state, temporaries, 0)
+
+
+def _activations(run: _Run) -> tuple[int, int, int, int]:
+    """(kept for the backward pass when it starts, one layer's saved tensors, a layer's backward peak, a layer's
+    backward intermediates)."""
+    shape, s, c, n = run.shape, run.s, run.c, run.tokens
+    h = shape.hidden
+    mask = c * s.batch_size * s.max_seq_len ** 2 if s.masked_attention else 0
+    dora_weights = (run.a * sum(lin.d_in * lin.d_out for lin in run.targets) if run.dora and s.dropout > 0 else 0)
+    layer_full = _layer_bytes(shape, s, run.targets, c, run.a) * n + mask + dora_weights
+    norm_train = (4 if shape.norm_fp32_weight else c) * h if run.full else 0
+    tail = (4 * h + norm_train + (c * h if run.full else 0)) * n  # final norm, head input
+    layer_work = c * (4 * shape.intermediate + 4 * h) * n  # gradients of gate, up, ... inside one layer
+    if s.gradient_checkpointing:
+        # each layer's input; offloaded: only the one being copied back for its recomputation
+        offload = s.offload_checkpoints
+        kept = (1 if offload else shape.layers) * c * h * n + tail
+        return kept, layer_full, layer_full + layer_work, layer_work  # one layer recomputed at a time
+    kept = shape.layers * layer_full + tail - _first_layer_credit(shape, s, run.targets) * n
+    return kept, layer_full, layer_work, layer_work
+
+
+def _logits(run: _Run) -> int:
+    shape, n = run.shape, run.tokens
+    vocab = shape.vocab
+    if run.lean:  # one chunk's logits, the targets' hidden states and their gradient (+ the head's fp32 gradient)
+        return (BYTES_PER_CHUNK_LOGIT * vocab * min(n, chunk_tokens(vocab)) + 2 * run.c * shape.hidden * n
+                + (4 * vocab * shape.hidden if run.full else 0))
+    return (12 + (4 * run.c if shape.logit_softcap else 0)) * vocab * n
+
+
+def _workspace(run: _Run) -> int:
+    """The token, label and position ids, and the largest temporary besides a layer's backward."""
+    extra = 3 * 8 * run.tokens  # int64 each
+    if run.method.quantized_base:  # the dequantized weight, in the forward and the backward pass
+        biggest = max(run.shape.linears, key=lambda lin: lin.d_in * lin.d_out)
+        extra += 2 * run.c * biggest.d_in * biggest.d_out
+    if run.dora:  # the weight norm's matrices
+        extra += max(run.a * lin.d_in ** 2 + 3 * run.a * lin.d_in * lin.d_out for lin in run.targets)
+    return extra
+
+
+def _peak(run: _Run, trainable: int, optimizer_temp: int, kept: int, layer_full: int, layer_peak: int,
+          layer_work: int, logits: int, extra: int) -> _Peak:
+    """The higher of the two phases, with the items it holds."""
+    all_gradients = run.train_bytes * trainable
+    head_gradient = run.train_bytes * run.shape.vocab * run.shape.hidden if run.full else 0  # the backward's first
+    backward_gradients = all_gradients if run.s.grad_accumulation > 1 else head_gradient
+    backward = kept + max(logits, layer_peak) + extra + backward_gradients
+    if backward < all_gradients + optimizer_temp + extra:
+        return _Peak("optimizer step", all_gradients, 0, 0, optimizer_temp + extra, False)
+    if logits >= layer_peak:  # the peak is the loss's backward, right after the forward pass
+        return _Peak("backward", backward_gradients, kept, logits, extra, False)
+    recomputed = layer_full if run.s.gradient_checkpointing else 0  # the logits are freed by then
+    return _Peak("backward", backward_gradients, kept + recomputed, 0, layer_work + extra, True)
+
+
+def _labels(run: _Run) -> dict[str, str]:
+    labels = dict(LABELS)
+    if run.full:
+        labels["weights"] = f"Model weights (trained, {8 * run.c}-bit)"
+    elif run.method.base == "nf4":
+        labels["weights"] = "Embeddings, head and norms (16-bit)"
+        labels["weights_quantized"] = "Base linear layers, 4-bit NF4 + constants"
+    elif run.method.base == "int8":
+        labels["weights"] = "Embeddings, head and norms (16-bit)"
+        labels["weights_quantized"] = "Base linear layers, 8-bit + scales"
+    else:
+        labels["weights"] = "Base model weights (frozen, 16-bit)"
+    if run.dora:
+        labels["adapters"] = "Trainable DoRA weights (fp32)"
+    optimizer = OPTIMIZERS[run.s.optimizer]
+    labels["optimizer"] = "Optimizer state (paged)" if optimizer.paged else f"Optimizer state ({optimizer.label})"
+    return labels
+
+
+def _assumptions(run: _Run, paged: int, peak: _Peak, early_peak: int) -> list[str]:
+    """The estimate's assumptions in plain words, in the order its terms are added."""
+    shape, s, n = run.shape, run.s, run.tokens
+    notes = []
+    if run.method.base == "nf4":
         notes.append("Base linear layers in 4-bit NF4 with double quantization (about 0.52 bytes per weight); "
                      "embeddings, the output head, norms and biases stay 16-bit.")
-    elif quant == "int8":
-        quantized = lin_w + 4 * L * sum(lin.d_out for lin in shape.linears)
-        weights = c * (P - lin_w)
+    elif run.method.base == "int8":
         notes.append("Base linear layers in 8-bit (1 byte per weight plus a scale per row); embeddings, "
                      "the output head, norms and biases stay 16-bit.")
     else:
-        quantized = 0
-        weights = c * P
-        notes.append(f"Weights in {'fp32' if c == 4 else 'bf16/fp16'} ({c} bytes per parameter).")
-
-    # --- trainable values ------------------------------------------------------------------------------
-    targets = targeted(shape, s.target_modules) if lora else ()
-    if lora:
-        missing = unknown_targets(shape, s.target_modules)
-        if missing:
-            notes.append(f"This model has no layer named {', '.join(missing)}; its linear layers are "
-                         f"{', '.join(shape.linear_names)}.")
-        if not targets:
-            raise ProjectError("No LoRA target matches a layer of this model: use \"all-linear\" or some of "
-                               f"{', '.join(shape.linear_names)}.")
-        per_layer = sum(s.rank * (lin.d_in + lin.d_out) + (lin.d_out if dora else 0) for lin in targets)
-        trainable = L * per_layer
-        train_bytes = a
-        adapters = a * trainable
-    else:
-        trainable = P
-        train_bytes = c
-        adapters = 0
-    grads_all = train_bytes * trainable
-
-    # --- optimizer state -------------------------------------------------------------------------------
-    paged = 0
-    if s.optimizer == "adamw_torch":
-        optimizer = 2 * train_bytes * trainable
-        opt_temp = train_bytes * trainable  # foreach AdamW: sqrt(v) for every tensor at once
-    elif s.optimizer == "adamw_8bit":
-        optimizer = int(trainable * (2 + 8 / 2048))
-        opt_temp = 0
-    elif s.optimizer.startswith("paged_"):
-        paged = int(trainable * (2 + 8 / 2048)) if s.optimizer.endswith("8bit") else 8 * trainable
-        optimizer = 0
-        opt_temp = 0
-        notes.append(f"Paged optimizer state ({_gb(paged)}) lives in CUDA unified memory and moves to CPU RAM "
-                     "when the GPU is full, so it is not counted in the peak.")
-    else:  # adafactor: factored second moment; one fp32 copy of the parameter and its update at a time
-        optimizer = train_bytes * (_adafactor_values(shape, targets, s) if lora else _adafactor_full(shape))
-        biggest = max(lin.d_in * lin.d_out for lin in shape.linears) if full else 0
-        if full:
-            biggest = max(biggest, V * h)
-        opt_temp = 12 * biggest
-    if s.optimizer in ("adamw_8bit", "paged_adamw_8bit"):
+        notes.append(f"Weights in {'fp32' if run.c == 4 else 'bf16/fp16'} ({run.c} bytes per parameter).")
+    missing = unknown_targets(shape, s.target_modules) if not run.full else []
+    if missing:
+        notes.append(f"This model has no layer named {', '.join(missing)}; its linear layers are "
+                     f"{', '.join(shape.linear_names)}.")
+    if paged:
+        notes.append(f"Paged optimizer state ({units.memory(paged, 2)}) lives in CUDA unified memory and moves to "
+                     "CPU RAM when the GPU is full, so it is not counted in the peak.")
+    if OPTIMIZERS[s.optimizer].eight_bit:
         notes.append("8-bit optimizer state: 2 bytes per trainable value.")
-
-    # --- activations -----------------------------------------------------------------------------------
-    per_token = _layer_bytes(shape, s, targets, c, a)
-    mask_per_layer = c * s.batch_size * s.max_seq_len ** 2 if s.masked_attention else 0
-    offload = s.gradient_checkpointing and s.offload_checkpoints
-    dora_weights_per_layer = (a * sum(lin.d_in * lin.d_out for lin in targets)
-                              if dora and s.dropout > 0 else 0)
-    layer_full = per_token * N + mask_per_layer + dora_weights_per_layer
-    norm_train = (4 if shape.norm_fp32_weight else c) * h if full else 0
-    tail = (4 * h + norm_train + (c * h if full else 0)) * N  # final norm, head input
-    layer_work = c * (4 * I + 4 * h) * N  # a layer's backward intermediates (gradients of gate, up, ...)
-    if s.gradient_checkpointing:
-        # each layer's input; offloaded: only the one being copied back for its recomputation
-        kept = (1 if offload else L) * c * h * N + tail
-        layer_peak = layer_full + layer_work  # backward: one layer recomputed at a time
-    else:
-        kept = L * layer_full + tail - _first_layer_credit(shape, s, targets) * N
-        layer_peak = layer_work
-    lean = s.lean_loss and shape.family in PLAIN_HEAD_FAMILIES
-    if lean:  # one chunk's logits, the targets' hidden states and their gradient (+ the head's fp32 gradient)
-        logits = (BYTES_PER_CHUNK_LOGIT * V * min(N, chunk_tokens(V)) + 2 * c * h * N
-                  + (4 * V * h if full else 0))
-    else:
-        logits = (12 + (4 * c if shape.logit_softcap else 0)) * V * N
-
-    # --- workspace -------------------------------------------------------------------------------------
-    biggest_lin = max(shape.linears, key=lambda lin: lin.d_in * lin.d_out)
-    extra = 3 * 8 * N  # input ids, labels, position ids (int64)
-    if quant:
-        extra += 2 * c * biggest_lin.d_in * biggest_lin.d_out  # dequantized weight in forward and backward
-    if dora:
-        extra += max(a * lin.d_in ** 2 + 3 * a * lin.d_in * lin.d_out for lin in targets)
+    if run.dora:
         notes.append("DoRA recomputes each weight's norm every step: slower and heavier than LoRA"
                      + (", and with dropout it keeps an fp32 copy of every adapted weight for the "
                         "backward pass." if s.dropout > 0 else "."))
-
-    # --- the two phases --------------------------------------------------------------------------------
-    head_grad = train_bytes * V * h if full else 0  # the first gradient the backward pass makes
-    grads_bwd = grads_all if s.grad_accumulation > 1 else head_grad
-    bwd_phase = kept + max(logits, layer_peak) + extra + grads_bwd
-    opt_phase = grads_all + opt_temp + extra
-    if bwd_phase >= opt_phase:
-        phase = "backward"
-        gradients = grads_bwd
-        if logits >= layer_peak:  # the peak is the loss's backward, right after the forward pass
-            act_shown, logits_shown, workspace = kept, logits, extra
-        else:  # the peak is inside a layer's backward; the logits are freed by then
-            recomputed = layer_full if s.gradient_checkpointing else 0
-            act_shown, logits_shown, workspace = kept + recomputed, 0, layer_work + extra
-            notes.append("The peak comes inside a layer's backward pass, after the logits are freed.")
-    else:
-        phase = "optimizer step"
-        gradients, act_shown, logits_shown, workspace = grads_all, 0, 0, opt_temp + extra
+    if peak.inside_layer:
+        notes.append("The peak comes inside a layer's backward pass, after the logits are freed.")
+    if peak.phase == "optimizer step":
         notes.append(f"The peak is the optimizer step, after activations are freed; activations and logits "
-                     f"peak earlier at {_gb(kept + logits)}.")
-    dynamic = act_shown + logits_shown + workspace + (gradients if s.grad_accumulation == 1 else 0)
-    allocator = int(ALLOCATOR_FIXED + ALLOCATOR_FRACTION * dynamic)
-
-    breakdown = {"weights": int(weights), "weights_quantized": int(quantized), "adapters": int(adapters),
-                 "gradients": int(gradients), "optimizer": int(optimizer), "activations": int(act_shown),
-                 "logits": int(logits_shown), "workspace": int(workspace), "allocator": allocator,
-                 "cuda_context": CUDA_CONTEXT}
-    labels = dict(LABELS)
-    if full:
-        labels["weights"] = "Model weights (trained, {}-bit)".format(8 * c)
-    elif quant:
-        labels["weights"] = "Embeddings, head and norms (16-bit)"
-        labels["weights_quantized"] = ("Base linear layers, 4-bit NF4 + constants" if quant == "nf4"
-                                       else "Base linear layers, 8-bit + scales")
-    else:
-        labels["weights"] = "Base model weights (frozen, 16-bit)"
-    if dora:
-        labels["adapters"] = "Trainable DoRA weights (fp32)"
-    labels["optimizer"] = {"adamw_torch": "Optimizer state (AdamW)", "adamw_8bit": "Optimizer state (8-bit AdamW)",
-                           "adafactor": "Optimizer state (Adafactor)"}.get(s.optimizer, "Optimizer state (paged)")
+                     f"peak earlier at {units.memory(early_peak, 2)}.")
     notes.append(f"Activations for {s.batch_size} x {s.max_seq_len} tokens per step"
                  + (" with gradient checkpointing (one layer recomputed at a time)." if s.gradient_checkpointing
                     else " without gradient checkpointing."))
     if s.grad_accumulation > 1:
         notes.append(f"Gradient accumulation ({s.grad_accumulation} micro-batches) costs no activation memory, "
                      "but the summed gradients stay allocated between micro-batches.")
-    if lean:
-        notes.append(f"The loss runs over chunks of {min(N, chunk_tokens(V)):,} positions, so the logits of a "
-                     f"{V:,}-token vocabulary never exist for the whole batch.")
+    if run.lean:
+        notes.append(f"The loss runs over chunks of {min(n, chunk_tokens(shape.vocab)):,} positions, so the logits "
+                     f"of a {shape.vocab:,}-token vocabulary never exist for the whole batch.")
     else:
-        notes.append(f"Logits for a {V:,}-token vocabulary are upcast to fp32 for the loss"
+        notes.append(f"Logits for a {shape.vocab:,}-token vocabulary are upcast to fp32 for the loss"
                      + (" (this model family keeps transformers' own loss)." if s.lean_loss else "."))
-    if offload:
+    if s.gradient_checkpointing and s.offload_checkpoints:
         notes.append("Checkpointed layer inputs wait in CPU memory (pinned), not on the GPU.")
     if s.packing:
-        notes.append(f"Packed batches: up to {N:,} real tokens per step in one row, no padding; attention by "
+        notes.append(f"Packed batches: up to {n:,} real tokens per step in one row, no padding; attention by "
                      "PyTorch's varlen flash kernel, without a mask.")
     if s.masked_attention and not s.packing:
         notes.append("Batches carry a padding mask, so attention uses the memory-efficient SDPA kernel.")
     if not shape.known_family:
         notes.append(f"Model type {shape.family!r} is not one the planner knows; it is sized as a llama-like model.")
     notes.append("Allocator overhead and CUDA context are typical values; the real ones vary by driver and GPU.")
-    return Estimate(total_bytes=sum(breakdown.values()), breakdown=breakdown, labels=labels, assumptions=notes,
-                    peak_phase=phase, params_total=P, params_trainable=trainable, settings=s,
-                    shape=shape, paged_optimizer_bytes=paged)
+    return notes
 
 
 def _layer_bytes(shape: Shape, s: PlanSettings, targets, c: int, a: int) -> int:
@@ -451,6 +511,3 @@ def _adafactor_values(shape: Shape, targets, s: PlanSettings) -> int:
                     for lin in targets)
     return shape.layers * per_layer
 
-
-def _gb(n: float) -> str:
-    return f"{n / GiB:.2f} GB"

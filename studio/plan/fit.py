@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
-from studio.plan.estimator import GiB, Estimate, PlanSettings, as_settings, estimate
+from studio import units
+from studio.plan.estimator import Estimate, PlanSettings, as_settings, estimate
 from studio.plan.gpu import GpuInfo
 from studio.plan.shapes import Shape, shape_from_config
+from studio.vocabulary import METHODS, OPTIMIZERS
 
 FITS = 0.90  # at most 90 % of free memory: room for the desktop and allocator surprises
 TIGHT = 1.00  # 90-100 %: may fit; another program opening a window can tip it over
@@ -30,10 +33,6 @@ class Verdict:
                           for f in self.fixes]}
 
 
-def _gb(n: int) -> str:
-    return f"{n / GiB:.1f} GB"
-
-
 def status_of(total_bytes: int, free_bytes: int) -> str:
     if total_bytes <= FITS * free_bytes:
         return "fits"
@@ -45,9 +44,9 @@ def status_of(total_bytes: int, free_bytes: int) -> str:
 def verdict(est: Estimate, gpu: GpuInfo) -> Verdict:
     """Fits / tight / does not fit against free memory, with fixes when it is not comfortable."""
     if not gpu.available:
-        return Verdict("no_gpu", f"This run needs about {_gb(est.total_bytes)} of GPU memory. {gpu.sentence}")
+        return Verdict("no_gpu", f"This run needs about {units.memory(est.total_bytes)} of GPU memory. {gpu.sentence}")
     status = status_of(est.total_bytes, gpu.free_bytes)
-    need, free = _gb(est.total_bytes), _gb(gpu.free_bytes)
+    need, free = units.memory(est.total_bytes), units.memory(gpu.free_bytes)
     if status == "fits":
         return Verdict(status, f"Fits: about {need} of the {free} free on {gpu.name}.")
     fixes = suggest_fixes(est, gpu.free_bytes)
@@ -61,65 +60,118 @@ def verdict(est: Estimate, gpu: GpuInfo) -> Verdict:
     return Verdict(status, sentence, fixes)
 
 
+@dataclass(frozen=True)
+class FixKind:
+    """One kind of change that lowers the memory a run needs."""
+    label: str  # the planner's words beside the memory bar
+    how: str  # the words after an out-of-memory error, filled in with the values of the mildest step
+    steps: Callable[[PlanSettings], list[dict]]  # from the mildest to the strongest; [] when it does not apply
+    saves_ram: bool = True  # False: it helps GPU memory only (it moves memory into RAM, or needs a GPU format)
+
+
+def _lean_loss(s: PlanSettings) -> list[dict]:
+    return [] if s.lean_loss else [{"train.lean_loss": True}]
+
+
+def _checkpointing(s: PlanSettings) -> list[dict]:
+    return [] if s.gradient_checkpointing else [{"train.gradient_checkpointing": True}]
+
+
+def _offload(s: PlanSettings) -> list[dict]:
+    return [] if s.offload_checkpoints else [{"train.gradient_checkpointing": True, "train.offload_checkpoints": True}]
+
+
+def _smaller_batch(s: PlanSettings) -> list[dict]:
+    steps, batch = [], s.batch_size
+    while batch > 1:
+        batch = max(1, batch // 2)
+        steps.append({"train.batch_size": batch,
+                      "train.grad_accumulation": -(-s.batch_size * s.grad_accumulation // batch)})
+    return steps
+
+
+def _eight_bit_optimizer(s: PlanSettings) -> list[dict]:
+    wanted = METHODS[s.method].trains_base and not OPTIMIZERS[s.optimizer].eight_bit
+    return [{"train.optimizer": "adamw_8bit"}] if wanted else []
+
+
+def _shorter_cutoff(s: PlanSettings) -> list[dict]:
+    steps, seq = [], s.max_seq_len
+    while seq > 256:
+        seq = max(256, seq // 2)
+        steps.append({"train.max_seq_len": seq})
+    return steps
+
+
+def _qlora(s: PlanSettings) -> list[dict]:
+    if s.method == "qlora":
+        return []
+    return [{"method.method": "qlora", **({"method.rank": 16} if METHODS[s.method].trains_base else {})}]
+
+
+def _lower_rank(s: PlanSettings) -> list[dict]:
+    steps, rank = [], s.rank
+    while not METHODS[s.method].trains_base and rank > 4:
+        rank //= 2
+        steps.append({"method.rank": rank})
+    return steps
+
+
+# Every change the app offers to make a run fit, cheapest for the user first. The Method page lists those that
+# make the estimate fit; an out-of-memory error or a worker the system killed offers the first that applies.
+MEMORY_FIXES = (
+    FixKind("Chunked loss (never holds the whole batch's logits; same result)",
+            "turn on the chunked loss (the same result, without holding all the logits at once)", _lean_loss),
+    FixKind("Turn on gradient checkpointing (about 30 % slower, same result)",
+            "turn on gradient checkpointing (about 30% slower)", _checkpointing),
+    FixKind("Keep checkpointed activations in CPU memory (a little slower than checkpointing alone)",
+            "keep the checkpointed activations in CPU memory (offload checkpoints; a little slower)", _offload,
+            saves_ram=False),
+    FixKind("Smaller batch with more gradient accumulation (same effective batch, a little slower)",
+            "lower the batch size to {batch_size} and raise gradient accumulation to {grad_accumulation} (same "
+            "effective batch, less memory)", _smaller_batch),
+    FixKind("8-bit AdamW optimizer (quality about the same)",
+            "use the 8-bit AdamW optimizer (quality about the same)", _eight_bit_optimizer, saves_ram=False),
+    FixKind("Shorter cutoff (longer examples are cut; check how many in the data statistics)",
+            "shorten the sequence-length cutoff to {max_seq_len} tokens", _shorter_cutoff),
+    FixKind("QLoRA: 4-bit base model (30-50 % slower, slightly lower quality)",
+            "switch to QLoRA, which stores the model in 4 bits", _qlora, saves_ram=False),
+    FixKind("Lower LoRA rank (fewer trainable values; may learn less)",
+            "lower the LoRA rank to {rank} (fewer trainable values; it may learn less)", _lower_rank),
+)
+
+
 def suggest_fixes(est: Estimate, free_bytes: int) -> list[Fix]:
-    """For each kind of change, cheapest for the user first, the smallest step of it that fits.
+    """For each kind of change (MEMORY_FIXES, in order), the smallest step of it that fits.
 
     A kind that cannot fit alone is kept as a base for the next kinds, so later fixes can combine several.
     """
-    shape, s0 = est.shape, est.settings
     budget = FITS * free_bytes
     base: dict = {}
     fixes: list[Fix] = []
-
-    def total(change: dict) -> int:
-        return estimate(shape, s0.with_changes(change)).total_bytes
-
-    def consider(label: str, steps: list[dict]) -> None:
-        """steps: from the mildest to the strongest version of one kind of change."""
-        if not steps:
-            return
+    for kind in MEMORY_FIXES:
+        steps = kind.steps(est.settings.with_changes(base))
         for step in steps:
             change = {**base, **step}
-            t = total(change)
-            if t <= budget:
-                fixes.append(Fix(_label(label, base), change, t))
-                return
-        base.update(steps[-1])  # even the strongest step is not enough: build on it
-
-    if not s0.lean_loss:
-        consider("Chunked loss (never holds the whole batch's logits; same result)", [{"train.lean_loss": True}])
-    if not s0.gradient_checkpointing:
-        consider("Turn on gradient checkpointing (about 30 % slower, same result)",
-                 [{"train.gradient_checkpointing": True}])
-    if not s0.offload_checkpoints:
-        consider("Keep checkpointed activations in CPU memory (a little slower than checkpointing alone)",
-                 [{"train.gradient_checkpointing": True, "train.offload_checkpoints": True}])
-    b, ga = s0.batch_size, s0.grad_accumulation
-    smaller = []
-    nb = b
-    while nb > 1:
-        nb = max(1, nb // 2)
-        smaller.append({"train.batch_size": nb, "train.grad_accumulation": -(-b * ga // nb)})
-    consider("Smaller batch with more gradient accumulation (same effective batch, a little slower)", smaller)
-    if s0.method == "full" and s0.optimizer in ("adamw_torch", "paged_adamw_32bit", "adafactor"):
-        consider("8-bit AdamW optimizer (quality about the same)", [{"train.optimizer": "adamw_8bit"}])
-    shorter = []
-    seq = s0.max_seq_len
-    while seq > 256:
-        seq = max(256, seq // 2)
-        shorter.append({"train.max_seq_len": seq})
-    consider("Shorter cutoff (longer examples are cut; check how many in the data statistics)", shorter)
-    if s0.method != "qlora":
-        consider("QLoRA: 4-bit base model (30-50 % slower, slightly lower quality)",
-                 [{"method.method": "qlora", **({"method.rank": 16} if s0.method == "full" else {})}])
-    if base.get("method.method", s0.method) != "full":
-        lower = []
-        r = base.get("method.rank", s0.rank)
-        while r > 4:
-            r //= 2
-            lower.append({"method.rank": r})
-        consider("Lower LoRA rank (fewer trainable values; may learn less)", lower)
+            total = estimate(est.shape, est.settings.with_changes(change)).total_bytes
+            if total <= budget:
+                fixes.append(Fix(_label(kind.label, base), change, total))
+                break
+        else:
+            if steps:
+                base.update(steps[-1])  # even the strongest step is not enough: build on it
     return fixes
+
+
+def first_fix(settings: PlanSettings, gpu_memory: bool = True) -> tuple[str, dict]:
+    """The first change of MEMORY_FIXES that applies, at its mildest: in words ("turn on gradient
+    checkpointing ...") and as settings. For the computer's own memory (gpu_memory=False) a change that moves
+    memory into RAM or needs a GPU format would not help. ("", {}) when every change is made already."""
+    for kind in MEMORY_FIXES:
+        steps = kind.steps(settings) if gpu_memory or kind.saves_ram else []
+        if steps:
+            return kind.how.format(**{key.split(".")[-1]: value for key, value in steps[0].items()}), steps[0]
+    return "", {}
 
 
 def _label(label: str, base: dict) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from studio import units
+
 NO_GPU = ("No CUDA GPU was found, so training would run on the CPU: it works for the small embedded model "
           "(slowly), but a real model needs an NVIDIA GPU with a recent driver.")
 
@@ -28,7 +30,7 @@ def gpu_from_numbers(name: str, total_bytes: int, free_bytes: int | None = None)
     """A GPU described by hand (for planning a purchase, or for tests)."""
     free = total_bytes if free_bytes is None else free_bytes
     return GpuInfo(True, name, int(total_bytes), int(free),
-                   f"{name}: {free / 1024 ** 3:.1f} GB free of {total_bytes / 1024 ** 3:.1f} GB.")
+                   f"{name}: {units.memory(free)} free of {units.memory(total_bytes)}.")
 
 
 def detect_gpu(index: int = 0) -> GpuInfo:

@@ -110,7 +110,8 @@ def unexpected_end(proc: TrainingProcess) -> dict:
         how, fix = memory_fix(load_run_project(proc.run_dir), gpu=False)
         return {"type": "error", "details": details, "fix": fix, "oom": True,
                 "message": "The system stopped the training process. That almost always means the computer ran "
-                           f"out of memory (RAM). Close other programs, or, to make it fit, {how}."}
+                           f"out of memory (RAM). Close other programs, or, to make it fit, "
+                           f"{how or 'choose a smaller model'}."}
     if code in _CRASHED:
         return {"type": "error", "details": details,
                 "message": f"The training process crashed inside one of its libraries (exit code {code}). Resume "

@@ -15,9 +15,11 @@ import time
 import traceback
 from pathlib import Path
 
+from studio import units
 from studio.errors import StudioError, TrainError
 from studio.train.events import EventWriter
 from studio.train.runs import EVENTS_FILE, STOP_FILE, latest_checkpoint, load_run_project
+from studio.vocabulary import METHODS
 
 EXIT_OK, EXIT_ERROR, EXIT_OOM = 0, 1, 3
 
@@ -30,7 +32,7 @@ def pick_device_and_precision(project):
         if wanted == "auto":
             wanted = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "cuda", wanted
-    if project.method.method in ("qlora", "lora8bit"):
+    if METHODS[project.method.method].quantized_base:
         raise TrainError(f"{project.method.method.upper()} needs an NVIDIA GPU with CUDA, and none was found. "
                          "Choose LoRA (it runs on the CPU, slowly) or train on a computer with an RTX GPU.")
     return "cpu", "fp32"  # CPUs have no fast 16-bit matrix units; fp32 is both faster and exact there
@@ -101,8 +103,8 @@ def fit_checkpointing(project, model_dir: Path, events: EventWriter, gpu=None) -
             t.gradient_checkpointing = True
             t.offload_checkpoints = bool(change.get("offload_checkpoints")) or t.offload_checkpoints
             what = "gradient checkpointing" + (" with CPU offload" if t.offload_checkpoints else "")
-            events.emit("log", message=f"The run needs about {need / 2**30:.1f} GB but {gpu.free_bytes / 2**30:.1f} GB "
-                                       f"are free: turning on {what} (about {trial / 2**30:.1f} GB)")
+            events.emit("log", message=f"The run needs about {units.memory(need)} but {units.memory(gpu.free_bytes)} "
+                                       f"are free: turning on {what} (about {units.memory(trial)})")
             return
 
 
@@ -219,28 +221,20 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
 def explain_oom(project) -> tuple[str, dict]:
     """Plain words for an out-of-memory error, and the change the app can apply."""
     how, fix = memory_fix(project)
+    if not fix:
+        return ("The GPU ran out of memory, and every memory-saving setting is in use already: choose a smaller "
+                "model."), fix
     return f"The GPU ran out of memory. To make it fit, {how}.", fix
 
 
 def memory_fix(project, gpu: bool = True) -> tuple[str, dict]:
-    """The cheapest change that needs less memory, in words ("halve the batch size ...") and as settings.
-    For the computer's own memory (gpu=False) offloading to it or a 4-bit GPU format would not help."""
-    t = project.train
-    if t.batch_size > 1:
-        fix = {"train.batch_size": max(1, t.batch_size // 2), "train.grad_accumulation": t.grad_accumulation * 2}
-        how = (f"halve the batch size to {fix['train.batch_size']} and double gradient accumulation to "
-               f"{fix['train.grad_accumulation']} (same effective batch, less memory)")
-    elif not t.gradient_checkpointing:
-        fix, how = {"train.gradient_checkpointing": True}, "turn on gradient checkpointing (about 30% slower)"
-    elif gpu and not t.offload_checkpoints:
-        fix, how = ({"train.offload_checkpoints": True},
-                    "keep the checkpointed activations in CPU memory (offload checkpoints; a little slower)")
-    elif gpu and project.method.method in ("full", "lora", "dora"):
-        fix, how = {"method.method": "qlora"}, "switch to QLoRA, which stores the model in 4 bits"
-    else:
-        fix = {"train.max_seq_len": max(128, t.max_seq_len // 2)}
-        how = f"shorten the sequence-length cutoff to {fix['train.max_seq_len']} tokens"
-    return how, fix
+    """The first of the planner's memory fixes (studio.plan.fit.MEMORY_FIXES) that applies to this project, in
+    words ("turn on gradient checkpointing ...") and as settings. For the computer's own memory (gpu=False)
+    offloading to it or a 4-bit GPU format would not help."""
+    from studio.plan import PlanSettings
+    from studio.plan.fit import first_fix
+
+    return first_fix(PlanSettings.from_project(project), gpu_memory=gpu)
 
 
 def main(argv: list[str] | None = None) -> int:

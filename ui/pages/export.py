@@ -14,32 +14,15 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGridLayout,
                                QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout)
 
+from studio import units
 from studio.export.pipeline import earlier_export
 from studio.export.preflight import checks
-from studio.project import QUANT_TYPES
+from studio.vocabulary import QUANT_TYPES
 from ui.pages import Page
 from ui.tasks import Task
 from ui.theme import role_label
 
-# One line of advice per type, for the tooltips: what a user gives up for the smaller file.
-QUANT_ADVICE = {
-    "f16": "16-bit: exactly the trained model, the largest file",
-    "bf16": "16-bit brain float: exact, for runtimes that prefer it",
-    "q8_0": "8-bit: practically indistinguishable from 16-bit, half the size",
-    "q6_k": "6-bit: very close to 16-bit",
-    "q5_k_m": "5-bit: close to 16-bit, a good step down in size",
-    "q5_0": "5-bit (older layout)",
-    "q4_k_m": "4-bit: the usual choice for chat apps, small with good quality",
-    "q4_k_s": "4-bit, a little smaller than Q4_K_M, a little worse",
-    "q4_0": "4-bit (older layout)",
-    "q3_k_m": "3-bit: small, quality visibly drops",
-    "q2_k": "2-bit: smallest, for trying huge models on little memory; quality suffers",
-}
 PREFLIGHT_DELAY_MS = 300
-
-
-def megabytes(count: int) -> str:
-    return f"{count / 1e9:.2f} GB" if count >= 1e9 else f"{count / 1e6:.0f} MB"
 
 
 class ExportPage(Page):
@@ -65,7 +48,7 @@ class ExportPage(Page):
         self.quant_boxes: dict[str, QCheckBox] = {}
         for i, quant in enumerate(QUANT_TYPES):
             box = QCheckBox(quant.upper())
-            box.setToolTip(QUANT_ADVICE.get(quant, ""))
+            box.setToolTip(QUANT_TYPES[quant].advice)
             box.toggled.connect(self._changed)
             self.quant_boxes[quant] = box
             grid.addWidget(box, i // 4, i % 4)
@@ -239,13 +222,13 @@ class ExportPage(Page):
     def _checked(self, key, parameters, preflight) -> None:
         if key != (self.studio.run_dir, self.quants):
             return  # the choices changed while checking; the newer check will answer
-        from studio.export.quantize import BITS_PER_WEIGHT
+        from studio.export.preflight import estimated_size
 
         self.parameters, self.preflight, self.checked = parameters, preflight, True
         sizes = dict(preflight.sizes) if preflight else {}
         for quant, box in self.quant_boxes.items():
-            size = sizes.get(quant) or (int(parameters * BITS_PER_WEIGHT[quant] / 8) if parameters else None)
-            box.setText(quant.upper() + (f"  ~{megabytes(size)}" if size else ""))
+            size = sizes.get(quant) or (estimated_size(parameters, quant) if parameters else None)
+            box.setText(quant.upper() + (f"  ~{units.file_size(size)}" if size else ""))
         lines = []
         if preflight is not None:
             existing = [p for p in preflight.problems if "already exist" in p]
@@ -258,8 +241,8 @@ class ExportPage(Page):
                 lines.append(f"Already exported: {names}. To export again, tick “Replace files of the same name” "
                              "or choose another folder.")
             if preflight.ok:
-                lines.append(f"✓ Ready: about {megabytes(preflight.needed_bytes)} needed, "
-                             f"{megabytes(preflight.free_bytes)} free.")
+                lines.append(f"✓ Ready: about {units.file_size(preflight.needed_bytes)} needed, "
+                             f"{units.file_size(preflight.free_bytes)} free.")
         self.checks_label.setText("<br>".join(lines))
         self._update_buttons()
         self.studio.readiness_changed.emit()
@@ -323,7 +306,7 @@ class ExportPage(Page):
         for quant, path, check in rows:
             row = self.files.rowCount()
             self.files.insertRow(row)
-            size = megabytes(path.stat().st_size) if path and path.is_file() else ""
+            size = units.file_size(path.stat().st_size) if path and path.is_file() else ""
             cells = [quant.upper(), path.name if path else "(not written)", size, self._check_text(check)]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)

@@ -12,18 +12,16 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
                                QVBoxLayout, QWidget)
 
 from studio.errors import StudioError
-from studio.plan import ADVICE, METHOD_ADVICE, auto_fit, estimate, verdict
+from studio.plan import ADVICE, auto_fit, estimate, verdict
 from studio.presets import apply_changes, apply_preset, list_presets
-from studio.project import METHODS, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainSettings
+from studio.project import PRECISIONS, SCHEDULERS, TrainSettings
+from studio.vocabulary import METHODS, OPTIMIZERS
 from ui.pages import Page
 from ui.theme import role_label
 from ui.widgets.plan_gpu import planning_gpu
 from ui.widgets.sci_spin import ScientificSpinBox
 from ui.widgets.vram_panel import VramPanel
 
-METHOD_NAMES = {"full": "Full fine-tuning", "lora": "LoRA", "qlora": "QLoRA (4-bit base)",
-                "lora8bit": "LoRA on an 8-bit base", "dora": "DoRA"}
-NEEDS_GPU = {"qlora", "lora8bit"}  # bitsandbytes quantization runs on NVIDIA GPUs only
 # Plain-word explanations for the settings the planner's advice does not cover.
 TIPS = {
     "dropout": "Dropout switches off a random share of the adapter's inputs while training, so it cannot "
@@ -135,13 +133,13 @@ class MethodPage(Page):
         self.method_group = QButtonGroup(self)
         self.method_buttons: dict[str, QRadioButton] = {}
         self.method_hints: dict[str, QLabel] = {}
-        for method in METHODS:
-            button = QRadioButton(METHOD_NAMES.get(method, method))
-            button.setToolTip(METHOD_ADVICE.get(method, ""))
-            hint = role_label("hint", first_sentence(METHOD_ADVICE.get(method, "")))
+        for method, facts in METHODS.items():
+            button = QRadioButton(facts.label)
+            button.setToolTip(facts.advice)
+            hint = role_label("hint", first_sentence(facts.advice))
             hint.setWordWrap(True)
             hint.setContentsMargins(24, 0, 0, 6)
-            hint.setToolTip(METHOD_ADVICE.get(method, ""))
+            hint.setToolTip(facts.advice)
             self.method_group.addButton(button)
             self.method_buttons[method] = button
             self.method_hints[method] = hint
@@ -266,7 +264,7 @@ class MethodPage(Page):
                     widget.setValue(value)
             self.alpha_auto.setChecked(p.method.alpha == 2 * p.method.rank)
             self.alpha.setEnabled(not self.alpha_auto.isChecked())
-            self.adapter_box.setEnabled(p.method.method != "full")
+            self.adapter_box.setEnabled(not METHODS[p.method.method].trains_base)
         finally:
             self._loading = False
         self.update_estimate()
@@ -337,9 +335,10 @@ class MethodPage(Page):
     # --- the estimate --------------------------------------------------------------------------------
     def _gpu_detected(self, gpu) -> None:
         self.panel.plan_for.set_detected(gpu)
-        for method in NEEDS_GPU:  # on the button, not the wrapped hint: a longer hint would need a relayout
-            note = "" if gpu is not None and gpu.available else "  (needs an NVIDIA GPU; none found here)"
-            self.method_buttons[method].setText(METHOD_NAMES[method] + note)
+        for method in METHODS.values():  # on the button, not the wrapped hint: a longer hint would need a relayout
+            if method.quantized_base:  # bitsandbytes quantizes on NVIDIA GPUs only
+                note = "" if gpu is not None and gpu.available else "  (needs an NVIDIA GPU; none found here)"
+                self.method_buttons[method.name].setText(method.label + note)
         self.update_estimate()
 
     def model_config(self) -> dict | None:
@@ -376,7 +375,7 @@ class MethodPage(Page):
         return self.panel.estimate_label
 
     def readiness(self):
-        name = METHOD_NAMES.get(self.project.method.method, self.project.method.method)
+        name = METHODS[self.project.method.method].label
         if self.verdict is None:
             return True, name
         if self.verdict.status == "does_not_fit":

@@ -9,7 +9,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
-from studio.catalog import config_for, find, list_models, on_this_computer, parameters_text
+from studio import units
+from studio.catalog import config_for, find, list_models, on_this_computer
 from studio.errors import StudioError
 from studio.plan import estimate, shape_from_config, verdict
 from studio.plan.fit import status_of
@@ -232,7 +233,7 @@ class ModelPage(Page):
             self.shape_label.setText(str(error))
             self.verdict_label.setText("")
             return
-        facts = [f"{parameters_text(shape.total_params)} parameters", f"{shape.layers} layers",
+        facts = [f"{units.parameters(shape.total_params)} parameters", f"{shape.layers} layers",
                  f"hidden size {shape.hidden}", f"{shape.vocab:,}-token vocabulary", f"model type {shape.family}"]
         if entry is not None:
             facts += [f"licence {entry.license}", f"context {entry.context_length:,} tokens"]

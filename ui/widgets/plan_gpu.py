@@ -8,12 +8,12 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import QComboBox
 
+from studio import units
 from studio.plan import GpuInfo, gpu_from_numbers
 
 SIZES_GB = (8, 12, 16, 24, 48, 80)
 DEFAULT_GB = 24
 DETECTED = "detected"
-GiB = 1024 ** 3
 
 
 _choice: list[str] = []  # the saved choice, read once: the estimate asks for it on every change
@@ -38,7 +38,7 @@ def planning_gpu(detected: GpuInfo | None) -> GpuInfo:
     if choice == DETECTED and detected is not None and detected.available:
         return detected
     size = int(choice) if choice.isdigit() else DEFAULT_GB
-    return gpu_from_numbers(f"a {size} GB GPU", size * GiB)
+    return gpu_from_numbers(f"a {size} GB GPU", size * units.GiB)
 
 
 class PlanForCombo(QComboBox):
@@ -57,7 +57,7 @@ class PlanForCombo(QComboBox):
         self.blockSignals(True)
         self.clear()
         if gpu is not None and gpu.available:
-            self.addItem(f"This computer: {gpu.name} ({gpu.total_bytes / GiB:.0f} GB)", DETECTED)
+            self.addItem(f"This computer: {gpu.name} ({units.memory(gpu.total_bytes, 0)})", DETECTED)
         for size in SIZES_GB:
             self.addItem(f"A {size} GB GPU", str(size))
         choice = planned_size()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
 
+from studio import units
 from ui.theme import COLORS
 
 REDRAW_MS = 100
@@ -129,7 +130,7 @@ class TrainingPlots(QWidget):
         elif kind == "progress":
             changed = ["speed"] if self.speed.add(step, event.get("tokens_per_s")) else []
         elif kind == "memory":
-            self.memory.add(step, (event.get("reserved_bytes") or 0) / 1e9)
+            self.memory.add(step, (event.get("reserved_bytes") or 0) / units.GiB)
             self.estimate_bytes = event.get("estimate_bytes") or self.estimate_bytes
             changed = ["memory"]
         else:
@@ -172,7 +173,7 @@ class TrainingPlots(QWidget):
         elif name == "memory":
             self.memory_curve.setData(self.memory.steps, self.memory.values)
             if self.estimate_bytes:
-                self.estimate_line.setValue(self.estimate_bytes / 1e9)
+                self.estimate_line.setValue(self.estimate_bytes / units.GiB)
             self.estimate_line.setVisible(bool(self.estimate_bytes))
             self.memory_plot.setTitle("GPU memory (GB)" if self.memory.steps or self.estimate_bytes
                                       else "GPU memory: no GPU")

@@ -7,7 +7,8 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
 
-GiB = 1024 ** 3
+from studio import units
+
 # One colour per breakdown key, in the estimator's order; readable on light and dark backgrounds.
 PART_COLORS = {
     "weights": "#4e79a7", "weights_quantized": "#76b7b2", "adapters": "#59a14f", "gradients": "#edc948",
@@ -90,4 +91,4 @@ class VramLegend(QWidget):
                     swatch.setProperty("part", key)
                     swatch.setStyleSheet(f"background: {PART_COLORS.get(key, '#888888')}; border-radius: 2px;")
                 words.setText(text)
-                size.setText(f"{n / GiB:.2f} GB")
+                size.setText(units.memory(n, 2))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
+from studio import units
 from ui.theme import role_label
 from ui.widgets.plan_gpu import PlanForCombo
-from ui.widgets.vram_bar import GiB, VramBar, VramLegend
+from ui.widgets.vram_bar import VramBar, VramLegend
 
 STATUS_ROLE = {"fits": "good", "tight": "warn", "does_not_fit": "bad", "no_gpu": "hint"}
 
@@ -67,16 +68,16 @@ class VramPanel(QFrame):
         column.addStretch(1)
 
     def show_estimate(self, est, verdict, gpu) -> None:
-        self.estimate_label.setText(f"{est.total_bytes / GiB:.2f} GB estimated")
+        self.estimate_label.setText(f"{units.memory(est.total_bytes, 2)} estimated")
         parts = [(key, n) for key, n in est.breakdown.items() if n > 0]
         self.bar.set_data(parts, gpu.total_bytes, gpu.free_bytes)
-        self.scale_label.setText(f"Solid line: the GPU's {gpu.total_bytes / GiB:.0f} GB; dashed: its free memory.")
+        self.scale_label.setText(f"Solid line: the GPU's {units.memory(gpu.total_bytes, 0)}; dashed: its free memory.")
         self.legend.set_parts([(key, est.labels[key], n) for key, n in parts])
         self.verdict_label.setText(verdict.sentence)
         set_role(self.verdict_label, STATUS_ROLE.get(verdict.status, "hint"))
         self._show_fixes(verdict.fixes)
         self.auto_fit_button.setEnabled(True)
-        self.assumptions.setText(f"Trains {_count(est.params_trainable)} of {_count(est.params_total)} values. "
+        self.assumptions.setText(f"Trains {units.parameters(est.params_trainable)} of {units.parameters(est.params_total)} values. "
                                  "Hover here for the assumptions.")
         self.assumptions.setToolTip("\n".join(est.assumptions))
 
@@ -104,7 +105,7 @@ class VramPanel(QFrame):
             row.setVisible(i < len(fixes))
             if i < len(fixes):
                 fix = fixes[i]
-                row.findChild(QLabel).setText(f"{fix.label}: {fix.new_total_bytes / GiB:.1f} GB")
+                row.findChild(QLabel).setText(f"{fix.label}: {units.memory(fix.new_total_bytes)}")
                 button = self.fix_buttons[i]
                 button.setProperty("change_index", i)
                 button.setToolTip("Changes " + ", ".join(f"{k} to {v}" for k, v in fix.change.items()))
@@ -124,7 +125,3 @@ class VramPanel(QFrame):
         self.fix_box.addWidget(row)
         self.fix_rows.append(row)
         self.fix_buttons.append(button)
-
-
-def _count(n: int) -> str:
-    return f"{n / 1e9:.2f} B" if n >= 1e9 else f"{n / 1e6:,.1f} M"
