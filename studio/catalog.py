@@ -13,6 +13,7 @@ from pathlib import Path
 
 from studio import paths, units
 from studio.errors import ModelError
+from studio.hub import is_hub_id
 
 CATALOG_FILE = paths.RESOURCES / "catalog.json"
 
@@ -82,7 +83,7 @@ def config_for(name: str, project=None) -> dict | None:
 
 def hub_cache_folder(hub_id: str) -> Path | None:
     """The Hugging Face cache's snapshot of a Hub model when config and weights are both there, else None."""
-    if hub_id.count("/") != 1 or hub_id.startswith((".", "/", "~")):
+    if not is_hub_id(hub_id):
         return None
     from huggingface_hub import constants
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from studio import paths
 from studio.errors import ModelError
 from studio.fileio import staged_dir
+from studio.hub import is_hub_id
 from studio.progress import Progress
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
@@ -47,9 +48,9 @@ def resolve_model(name: str, progress: Progress | None = None) -> Path:
     if is_embedded(name):
         return embedded_model_dir(progress)
     local = Path(name).expanduser()
-    if local.exists() or name.startswith((".", "/", "~")) or os.sep in name and not _looks_like_hub_id(name):
+    if local.exists() or name.startswith((".", "/", "~")) or os.sep in name and not is_hub_id(name):
         return check_model_dir(local)
-    if _looks_like_hub_id(name):
+    if is_hub_id(name):
         return _download_from_hub(name, progress)
     raise ModelError(f"{name!r} is neither a model folder on this computer nor a Hugging Face model id "
                      "(like 'HuggingFaceTB/SmolLM2-360M-Instruct').")
@@ -77,11 +78,6 @@ def check_model_dir(folder: Path) -> Path:
 def load_config(name: str) -> dict:
     """config.json of a model, without loading weights (the planner needs only this)."""
     return json.loads((resolve_model(name) / "config.json").read_text(encoding="utf-8"))
-
-
-def _looks_like_hub_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not Path(name).exists() and not name.startswith((".", "~"))
 
 
 def _download_from_hub(repo_id: str, progress: Progress | None) -> Path:

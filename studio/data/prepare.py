@@ -7,10 +7,10 @@ from typing import Callable
 from studio.data import cache
 from studio.data.formats import Row
 from studio.data.inspect import fingerprint, scan
-from studio.data.readers import HUB_ID
 from studio.data.split import split_rows
 from studio.data.tokenize import IGNORE, Example, TemplateError, tokenize_conversation, tokenize_text
 from studio.errors import Cancelled, DataError
+from studio.hub import is_hub_id
 from studio.progress import Progress
 
 
@@ -30,7 +30,7 @@ class PreparedData:
 def locate(project, name: str) -> str:
     """A data file named in the project: a path relative to the project's folder, or a Hub dataset id."""
     path = project.resolve(name)
-    if not path.exists() and HUB_ID.match(name) and not name.startswith((".", "/", "~")):
+    if not path.exists() and is_hub_id(name):
         return name
     return str(path)
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 from studio.errors import DataError
+from studio.hub import is_hub_id
 
 # A few million-character CSV fields exist in real datasets (long documents); the default limit is 131072.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -28,7 +28,6 @@ JSON_LOAD_LIMIT = 300 * 1024 * 1024
 MAGIC = [(b"PAR1", "a Parquet file"), (b"PK\x03\x04", "a ZIP archive (or an Excel/Word file)"),
          (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip-compressed file"), (b"SQLite format 3", "an SQLite database"),
          (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image")]
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 class Record(NamedTuple):
@@ -65,7 +64,7 @@ def open_source(location: str | Path) -> Source:
     """Look at a file (or dataset folder, or Hub id) and decide how to read it, refusing what we cannot."""
     path = Path(location).expanduser()
     if not path.exists():
-        if HUB_ID.match(str(location)) and not str(location).startswith((".", "/", "~")):
+        if is_hub_id(str(location)):
             return Source(Path(str(location)), "hf", "row")
         raise DataError(f"The dataset file {path} does not exist. Choose the file again on the Data page.")
     if path.is_dir():
