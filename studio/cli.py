@@ -1,7 +1,8 @@
 """`ftstudio`: every stage from the command line, on the same project file the GUI edits.
 
-With no arguments it opens the desktop app. Heavy libraries are imported inside the commands that need them,
-so `ftstudio --help` answers at once.
+The installed `ftstudio` command is ui/main.py, which adds `gui` (and opens the app with no arguments); this
+module knows nothing of the window. Heavy libraries are imported inside the commands that need them, so
+`ftstudio --help` answers at once.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from studio.console import Bar, print_export_plan, print_export_result, print_training_event
 from studio.data.command import register as register_data
@@ -97,13 +99,16 @@ def chat_command(args) -> int:
 
 
 def new_command(args) -> int:
-    from studio.project import Project, save_project
+    from studio.project import Project, project_file, save_project
 
-    path = Path(args.path)
-    if not path.name.endswith(".ftproj.toml"):
-        path = path.with_name(path.name + ".ftproj.toml")
+    path = project_file(args.path)
     if path.exists() and not args.force:
         raise StudioError(f"{path} already exists; choose another name or pass --force to replace it.")
+    if args.starter:
+        from studio.starter import starter_project
+
+        print(f"Project written: {starter_project(path).path}")
+        return EXIT_OK
     project = Project(name=path.name.removesuffix(".ftproj.toml"))
     if args.model:
         project.model.name = args.model
@@ -135,16 +140,6 @@ def demo_command(args) -> int:
     return run_demo(steps=args.steps, out_dir=Path(args.out))
 
 
-def gui_command(args) -> int:
-    try:
-        from ui.app import main as gui_main
-    except ImportError:
-        raise StudioError("The desktop app is not part of this build yet; every stage works from the command "
-                          "line: try `ftstudio demo`, or `ftstudio --help`.") from None
-
-    return gui_main(args.project)
-
-
 def shortcut_command(args) -> int:
     from studio import shortcut
 
@@ -160,14 +155,11 @@ def shortcut_command(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*more: Callable) -> argparse.ArgumentParser:
+    """Every command of the core; each of `more` registers further ones, as register_data does."""
     parser = argparse.ArgumentParser(prog="ftstudio", description="Fine-Tune Studio: fine-tune a language model "
-                                     "on your own GPU and export a GGUF. With no command, opens the app.")
+                                     "on your own GPU and export a GGUF.")
     sub = parser.add_subparsers(dest="command")
-
-    p = sub.add_parser("gui", help="open the desktop app (the default)")
-    p.add_argument("project", nargs="?", help="a *.ftproj.toml to open")
-    p.set_defaults(func=gui_command)
 
     p = sub.add_parser("setup", help="prepare the embedded model and the GGUF converter (once, after install)")
     p.set_defaults(func=setup_command)
@@ -178,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="base model: a folder, a Hub id, or embedded:SmolLM2-135M-Instruct")
     p.add_argument("--method", help="full, lora, qlora, lora8bit or dora (default lora)")
     p.add_argument("--preset", help="start from a preset, as on the Method page: 'Quick test', 'Balanced', 'Max quality'")
+    p.add_argument("--starter", action="store_true",
+                   help="the app's starter project: the embedded model on the pirate sample, ready to train")
     p.add_argument("--force", action="store_true", help="replace an existing project file")
     p.set_defaults(func=new_command)
 
@@ -221,17 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-missing", action="store_true", help=argparse.SUPPRESS)  # run.sh: only the first time
     p.set_defaults(func=shortcut_command)
 
-    register_data(sub)
-    register_plan(sub)
+    for register in (register_data, register_plan, *more):
+        register(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    """Run one command; `parser` is build_parser()'s, with more commands (ui/main.py adds `gui`)."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args(["gui"])
+        parser.print_help()
+        return EXIT_BAD_INPUT
     started = time.time()
     try:
         code = args.func(args)

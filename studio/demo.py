@@ -16,7 +16,9 @@ SAMPLE = paths.RESOURCES / "samples" / "pirate_chat.jsonl"
 HELD_OUT = ["What is the capital of Brazil?", "What sound does a goat make?", "What colour is milk?"]
 
 
-def demo_project(out_dir: Path, steps: int) -> Project:
+def demo_project(out_dir: Path, steps: int, save: bool = True) -> Project:
+    """The pirate sample, copied into `out_dir`, with settings that teach the embedded model its voice in a few
+    dozen steps; saved as out_dir/pirate-demo.ftproj.toml unless save=False (the starter project names its own)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = out_dir / SAMPLE.name
     shutil.copy2(SAMPLE, data)
@@ -35,7 +37,8 @@ def demo_project(out_dir: Path, steps: int) -> Project:
     project.train.max_seq_len = 256
     project.train.warmup_ratio = 0.05
     project.export.quant = ["f16", "q8_0", "q4_k_m"]
-    save_project(project, out_dir / "pirate-demo.ftproj.toml")
+    if save:
+        save_project(project, out_dir / "pirate-demo.ftproj.toml")
     return project
 
 

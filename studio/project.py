@@ -113,6 +113,14 @@ class Project:
         p = Path(relative).expanduser()
         return p if p.is_absolute() else (self.folder / p).resolve()
 
+    def file_name(self, path: str | Path) -> str:
+        """How the project file names a file it uses: relative to the project's folder when the file lies
+        inside it (the two move together), else its absolute path."""
+        path = Path(path).resolve()
+        if self.path is not None and path.is_relative_to(self.folder.resolve()):
+            return str(path.relative_to(self.folder.resolve()))
+        return str(path)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
         for section in SECTIONS:
@@ -245,3 +253,9 @@ def save_project(project: Project, path: str | Path | None = None) -> Path:
     atomic_write_text(target, tomli_w.dumps(project.to_dict()))
     project.path = target
     return target
+
+
+def project_file(path: str | Path) -> Path:
+    """A project file's path, with the .ftproj.toml ending the app and the file dialogs look for."""
+    path = Path(path)
+    return path if path.name.endswith(".ftproj.toml") else path.with_name(path.name + ".ftproj.toml")

@@ -33,7 +33,7 @@ def launcher_command() -> list[str]:
     found = shutil.which("ftstudio")
     if found:
         return [str(Path(found).resolve()), "gui"]
-    return [sys.executable, "-m", "studio.cli", "gui"]
+    return [sys.executable, "-m", "ui.main", "gui"]  # the installed command's own module
 
 
 def menu_entry_path() -> Path:

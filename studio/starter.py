@@ -1,11 +1,11 @@
 """The project a first-time user finds ready: the embedded model on the pirate sample, a short LoRA run, in
-the user's Documents folder."""
+the user's Documents folder. `ftstudio new --starter` writes the same project."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from studio import paths
-from studio.project import Project, save_project
+from studio.project import Project, project_file, save_project
 
 
 def default_projects_dir() -> Path:
@@ -23,18 +23,12 @@ def default_projects_dir() -> Path:
 
 
 def starter_project(path: Path) -> Project:
-    """A project that trains as it is: the embedded model on the pirate sample, a short LoRA run."""
-    from studio.demo import SAMPLE, demo_project
+    """A project that trains as it is, written to `path`: the demo's pirate sample and settings, two epochs."""
+    from studio.demo import demo_project
 
-    if not path.name.endswith(".ftproj.toml"):
-        path = path.with_name(path.name + ".ftproj.toml")
-    name = path.name.removesuffix(".ftproj.toml")
-    project = demo_project(path.parent, steps=0)
-    project.name = name
-    project.train.max_steps = 0
+    path = project_file(path)
+    project = demo_project(path.parent, steps=0, save=False)
+    project.name = path.name.removesuffix(".ftproj.toml")
     project.train.epochs = 2.0
-    project.data.train_file = SAMPLE.name
-    project.path = path
-    (path.parent / "pirate-demo.ftproj.toml").unlink(missing_ok=True)
     save_project(project, path)
     return project
