@@ -203,7 +203,7 @@ def run_recipe(recipe: str, case: dict, folder: Path, device: str) -> dict:
                                    steps=case["warmup_steps"] + case["timed_steps"])
         base = model.get_base_model()
         info = {"attention": base.config._attn_implementation, "lean_loss": trainer.lean is not None,
-                "packing": project.train.packing, "token_budget": case["batch_size"] * case["max_seq_len"],
+                "packing": trainer.packing, "token_budget": case["batch_size"] * case["max_seq_len"],
                 "gradient_checkpointing": project.train.gradient_checkpointing}
     elif recipe == "unsloth":
         model, trainer = _unsloth_trainer(case, folder, device, precision, examples, out)

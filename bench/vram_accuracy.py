@@ -179,7 +179,7 @@ def run_one(case: dict, cache: Path, device: str) -> dict:
     out = Path(tempfile.mkdtemp(prefix="vram-"))
     trainer, _ = build_trainer(project, model, examples, [], 0, device, precision, out, steps=steps)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    facts = {"attention": base.config._attn_implementation, "packing": project.train.packing,
+    facts = {"attention": base.config._attn_implementation, "packing": trainer.packing,
              "lean_loss": trainer.lean is not None, "steps": steps}
     if device == "cuda":
         class ResetPeak(TrainerCallback):  # loading (and quantizing) is not training memory

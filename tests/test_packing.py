@@ -99,6 +99,29 @@ def test_packing_is_checked_on_the_real_model():
     assert not packing_isolates_examples(model, with_seq_lens=False)
 
 
+def test_build_trainer_says_when_it_pads_instead_and_leaves_the_project_alone(tmp_path):
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from studio.project import Project
+    from studio.train.batching import PackedDataset
+    from studio.train.trainer import build_trainer
+
+    def causal_over_whole_row(module, q, k, v, mask, **kwargs):  # examples in one row would see each other
+        return sdpa_attention_forward(module, q, k, v, None, **kwargs)
+
+    AttentionInterface.register("causal_over_whole_row", causal_over_whole_row)
+    project = Project()
+    project.train.max_seq_len = 64
+    good = build_trainer(project, tiny_llama(), examples([40, 30]), [], 0, "cpu", "fp32", tmp_path / "a", steps=1)[0]
+    assert good.packing and isinstance(good.train_dataset, PackedDataset)
+    model = tiny_llama()
+    model.config._attn_implementation = "causal_over_whole_row"
+    padded = build_trainer(project, model, examples([40, 30]), [], 0, "cpu", "fp32", tmp_path / "b", steps=1)[0]
+    assert padded.packing is False and not isinstance(padded.train_dataset, PackedDataset)
+    assert project.train.packing  # the project says what the user chose; the trainer says what it could do
+
+
 def _loss_and_grads(model, batch, lean):
     model.zero_grad()
     inputs = {k: v for k, v in batch.items() if k != "labels"}

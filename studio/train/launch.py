@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 from studio.project import Project
 from studio.train.events import parse_line
 from studio.train.runs import STOP_FILE, create_run, load_run_project
+from studio.train.state import resume_hint
 from studio.train.worker import memory_fix
 
 
@@ -103,8 +104,14 @@ _CRASHED = (-11, -6)
 
 
 def unexpected_end(proc: TrainingProcess) -> dict:
-    """The error event for a worker that ended without saying why (no done or error event): plain words, and
-    the fix the app can apply when the cause is clear."""
+    """The error event for a worker that ended without saying why (no done or error event): plain words, the
+    fix the app can apply when the cause is clear, and what Resume would do."""
+    event = _unexplained_end(proc)
+    event["message"] += " " + resume_hint(proc.run_dir)
+    return event
+
+
+def _unexplained_end(proc: TrainingProcess) -> dict:
     code, details = proc.returncode, "\n".join(proc.other_output[-15:])
     if code in _KILLED:
         how, fix = memory_fix(load_run_project(proc.run_dir), gpu=False)

@@ -40,6 +40,8 @@ def create_run(project: Project, root: Path | None = None) -> Path:
             setattr(frozen.data, key, str(project.resolve(value)))
     if not project.model.name.startswith("embedded") and project.resolve(project.model.name).exists():
         frozen.model.name = str(project.resolve(project.model.name))
+    if project.export.output_dir:  # so the run's own export lands where the project's Export page looks
+        frozen.export.output_dir = str(project.resolve(project.export.output_dir))
     save_project(frozen, run_dir / PROJECT_FILE)
     return run_dir
 
@@ -51,10 +53,15 @@ def load_run_project(run_dir: Path) -> Project:
     return load_project(run_dir / PROJECT_FILE)
 
 
-def latest_run(project: Project) -> Path | None:
+def list_runs(project: Project) -> list[Path]:
+    """The project's run folders, newest first."""
     root = runs_root(project)
-    runs = sorted(p for p in root.glob("*") if (p / PROJECT_FILE).is_file()) if root.is_dir() else []
-    return runs[-1] if runs else None
+    return sorted((p for p in root.glob("*") if (p / PROJECT_FILE).is_file()), reverse=True) if root.is_dir() else []
+
+
+def latest_run(project: Project) -> Path | None:
+    runs = list_runs(project)
+    return runs[0] if runs else None
 
 
 def trained_weights_dir(run_dir: Path) -> Path | None:

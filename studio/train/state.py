@@ -1,5 +1,5 @@
 """What a run folder says about itself, read from its events.jsonl: how far it got, how it ended, and
-whether it can be resumed. The Train page's run picker and buttons are built on it."""
+whether it can be resumed. The Train page's run picker and buttons, and the CLI, are built on it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ class RunState:
     stopped: bool = False      # stopped and saved on request
     error: dict | None = None  # the last error event, when the run ended with one
     has_checkpoint: bool = False
+    final_loss: float | None = None
 
     @property
     def resumable(self) -> bool:
@@ -36,6 +37,19 @@ class RunState:
             return f"interrupted at step {self.step}/{self.total_steps}"
         return "not started"
 
+    def summary(self) -> str:
+        """How the run ended, and what to do next, in a sentence."""
+        if self.finished:
+            loss = f" Final loss {self.final_loss:.3f}." if self.final_loss is not None else ""
+            return f"Finished {self.total_steps} steps.{loss}"
+        if self.stopped:
+            return f"Stopped and saved at step {self.step} of {self.total_steps}; Resume continues it."
+        if self.error:
+            return "Training stopped with a problem (see below)."
+        if self.resumable:
+            return f"Interrupted at step {self.step}; Resume continues from the last checkpoint."
+        return f"Interrupted at step {self.step} before any checkpoint; start a new run."
+
 
 def read_run(run_dir: Path) -> RunState:
     state = RunState(Path(run_dir))
@@ -47,18 +61,20 @@ def read_run(run_dir: Path) -> RunState:
         if kind == "done":
             state.stopped = bool(event.get("stopped"))
             state.finished = not state.stopped
+            state.final_loss = event.get("final_loss")
             state.error = None
         elif kind == "error":
             state.error = event
-        elif kind == "progress" and event.get("message") == "Training started":
-            state.finished = state.stopped = False  # a resume began after an earlier end
+        elif kind == "progress" and event.get("resumed"):  # the worker's start event: a resume began
+            state.finished = state.stopped = False
             state.error = None
     state.has_checkpoint = latest_checkpoint(state.run_dir) is not None
     return state
 
 
-def list_runs(root: Path) -> list[Path]:
-    """The project's run folders, newest first."""
-    if not root.is_dir():
-        return []
-    return sorted((p for p in root.iterdir() if (p / "project.toml").is_file()), reverse=True)
+def resume_hint(run_dir: Path) -> str:
+    """What Resume would do for a run that ended without a word (a crash, a kill)."""
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        return "No checkpoint was saved yet; start a new run."
+    return f"Resume continues from the checkpoint at step {checkpoint.name.split('-')[-1]}."

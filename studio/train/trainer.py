@@ -12,10 +12,11 @@ from studio.train.batching import ExampleDataset, PackedCollator, PackedDataset,
 from studio.train.loss import lean_loss_head, linear_cross_entropy_sum
 
 
-def make_batches(project, examples, pad_token_id: int, with_seq_lens: bool = False):
-    """(dataset, collator, examples per DataLoader batch) for `examples` under the project's batching."""
+def make_batches(project, examples, pad_token_id: int, with_seq_lens: bool = False, packing: bool | None = None):
+    """(dataset, collator, examples per DataLoader batch) for `examples`, packed unless `packing` (the
+    project's train.packing when None) says no."""
     t = project.train
-    if t.packing:
+    if t.packing if packing is None else packing:
         return PackedDataset(examples, t.batch_size * t.max_seq_len), PackedCollator(with_seq_lens), 1
     return ExampleDataset(examples), PaddedCollator(pad_token_id), t.batch_size
 
@@ -64,8 +65,9 @@ def _trainer_class():
     class StudioTrainer(Trainer):
         """Computes the loss with the chunked head (studio.train.loss) where the model allows it."""
 
-        def __init__(self, *args, lean_loss: bool = True, **kwargs):
+        def __init__(self, *args, lean_loss: bool = True, packing: bool = False, **kwargs):
             super().__init__(*args, **kwargs)
+            self.packing = packing  # whether its batches are packed rows
             self.lean = lean_loss_head(self.model) if lean_loss else None
             if self.lean is not None:
                 # The loss below is already divided by the targets of the whole accumulated batch
@@ -90,7 +92,9 @@ def _trainer_class():
 
 def build_trainer(project, model, train_examples, eval_examples, pad_token_id: int, device: str, precision: str,
                   output_dir: Path, callbacks=(), steps: int | None = None):
-    """A ready Trainer for this project; `steps` overrides the schedule (the benchmark's fixed step count)."""
+    """(a ready Trainer, its total steps) for this project; `steps` overrides the schedule (the benchmark's fixed
+    step count). `trainer.packing` says whether rows are packed: the project asks for it, and the model must keep
+    packed examples apart."""
     from transformers import TrainingArguments
 
     from studio.train.checkpointing import enable_checkpointing
@@ -103,10 +107,9 @@ def build_trainer(project, model, train_examples, eval_examples, pad_token_id: i
     # Training needs no key/value cache, and with one transformers does not look for packed rows in the
     # position ids, so examples in a row would attend to each other.
     base.config.use_cache = False
-    if t.packing and not packing_isolates_examples(model, varlen):
-        t.packing = False  # the caller sees it in project.train.packing and says so
-    train_set, collator, per_batch = make_batches(project, train_examples, pad_token_id, with_seq_lens=varlen)
-    eval_set = make_batches(project, eval_examples, pad_token_id, varlen)[0] if eval_examples else None
+    packing = t.packing and packing_isolates_examples(model, varlen)
+    train_set, collator, per_batch = make_batches(project, train_examples, pad_token_id, varlen, packing)
+    eval_set = make_batches(project, eval_examples, pad_token_id, varlen, packing)[0] if eval_examples else None
     total, eval_every, save_every = schedule(project, batches_per_epoch(project, train_set))
     if steps is not None:
         total, eval_every, save_every = steps, steps, steps
@@ -137,10 +140,11 @@ def build_trainer(project, model, train_examples, eval_examples, pad_token_id: i
         prediction_loss_only=True,
         dataloader_num_workers=0,
         # a packed batch has no padding; a padded one counts its attention mask
-        include_num_input_tokens_seen="all" if t.packing else "non_padding",
+        include_num_input_tokens_seen="all" if packing else "non_padding",
         use_cpu=device == "cpu",
         disable_tqdm=True,
     )
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
-                               data_collator=collator, callbacks=list(callbacks), lean_loss=t.lean_loss)
+                               data_collator=collator, callbacks=list(callbacks), lean_loss=t.lean_loss,
+                               packing=packing)
     return trainer, total

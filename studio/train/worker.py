@@ -74,11 +74,15 @@ def load_model(project, model_dir: Path, device: str, precision: str):
     return get_peft_model(model, lora)
 
 
-def planned_reserved_bytes(project, model_dir: Path) -> int | None:
-    """The planner's estimate of peak reserved memory, to show beside the measured one."""
-    from studio.plan import estimate
+def planned_reserved_bytes(project, model_dir: Path, packing: bool = True) -> int | None:
+    """The planner's estimate of peak reserved memory, to show beside the measured one (for padded batches
+    when the trainer could not pack)."""
+    from studio.plan import PlanSettings, estimate
     try:
-        return estimate(json.loads((model_dir / "config.json").read_text(encoding="utf-8")), project).reserved_bytes
+        settings = PlanSettings.from_project(project)
+        if not packing:
+            settings = settings.with_changes({"packing": False, "masked_attention": True})
+        return estimate(json.loads((model_dir / "config.json").read_text(encoding="utf-8")), settings).reserved_bytes
     except Exception:  # noqa: BLE001 - an unknown architecture must not stop training
         return None
 
@@ -108,7 +112,8 @@ def fit_checkpointing(project, model_dir: Path, events: EventWriter, gpu=None) -
             return
 
 
-def make_callback(events: EventWriter, run_dir: Path, total_steps: int, estimate_bytes: int | None):
+def make_callback(events: EventWriter, run_dir: Path, total_steps: int, estimate_bytes: int | None,
+                  resumed: bool = False):
     from transformers import TrainerCallback
 
     from studio.plan import measured_peak
@@ -126,8 +131,9 @@ def make_callback(events: EventWriter, run_dir: Path, total_steps: int, estimate
             self.started = time.time()
             self.start_step = state.global_step  # non-zero when resuming
             self.start_tokens = state.num_input_tokens_seen
+            # `resumed` tells a reader of events.jsonl that what ended before (stopped, failed) goes on now
             events.emit("progress", state.global_step, total_steps=total_steps, fraction=state.global_step / total_steps,
-                        eta_s=None, message="Training started")
+                        eta_s=None, message="Training started", resumed=resumed)
 
         def on_step_end(self, args, state, control, **kw):
             elapsed = max(1e-6, time.time() - self.started)
@@ -190,16 +196,16 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
         fit_checkpointing(project, model_dir, events)
     torch.manual_seed(project.train.seed)
     model = load_model(project, model_dir, device, precision)
-    packing = project.train.packing
     trainer, total = build_trainer(project, model, data.train, data.eval, tokenizer.pad_token_id, device, precision,
                                    run_dir / "checkpoints")
-    if packing and not project.train.packing:
+    if project.train.packing and not trainer.packing:
         events.emit("log", message="Packing is off for this model: examples packed in one row could see each "
                                    "other, so batches are padded instead (slower, same result)")
-    trainer.add_callback(make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir)))
+    estimate = planned_reserved_bytes(project, model_dir, trainer.packing)
+    trainer.add_callback(make_callback(events, run_dir, total, estimate, resume))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     batching = (f"packed batches of up to {project.train.batch_size * project.train.max_seq_len} tokens"
-                if project.train.packing else f"padded batches of {project.train.batch_size} examples")
+                if trainer.packing else f"padded batches of {project.train.batch_size} examples")
     events.emit("log", message=f"Training {trainable:,} parameters for {total} steps, {batching}, "
                                f"{'chunked' if trainer.lean else 'full-logit'} loss")
     checkpoint = latest_checkpoint(run_dir) if resume else None
