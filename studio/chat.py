@@ -84,23 +84,31 @@ class HfChat:
         return "".join(self.stream(messages, **kw)).strip()
 
 
-def exported_gguf(run_dir: Path) -> Path | None:
-    """The run's exported GGUF that is closest to the trained weights, if there is one."""
-    files = sorted((Path(run_dir) / "export").glob("*.gguf"))
-    for quant in CHAT_PREFERENCE:
-        match = next((f for f in files if f.stem.lower().endswith("-" + quant)), None)
-        if match:
-            return match
-    return files[0] if files else None
+def exported_gguf(run_dir: Path, project=None) -> Path | None:
+    """The run's exported GGUF to chat with, found where its export wrote it (studio.export.export_folder: the
+    project's [export] output_dir when set), the type closest to the trained weights first. In a folder that
+    other runs export into too, only the files its export report lists for this run count."""
+    from studio.export import export_folder, last_export
+
+    folder, export = export_folder(run_dir, project), last_export(run_dir, project)
+    if export is not None:
+        files = export.files
+    elif folder == Path(run_dir) / "export":  # the run's own folder: whatever GGUF is there
+        files = {f.stem.rsplit("-", 1)[-1].lower(): f for f in sorted(folder.glob("*.gguf"))}
+    else:
+        return None
+    quant = next((q for q in CHAT_PREFERENCE if q in files), None)
+    return files[quant] if quant else next(iter(files.values()), None)
 
 
-def tuned_source(run_dir: Path | None) -> tuple[str, str] | None:
-    """("gguf"|"hf", what to load) for the fine-tuned side, or None when the run has no trained weights."""
+def tuned_source(run_dir: Path | None, project=None) -> tuple[str, str] | None:
+    """("gguf"|"hf", what to load) for the fine-tuned side: the exported GGUF (what users will run), else the
+    trained weights; None when the run has none."""
     from studio.train.runs import trained_weights_dir
 
     if run_dir is None:
         return None
-    gguf = exported_gguf(run_dir)
+    gguf = exported_gguf(run_dir, project)
     if gguf:
         return "gguf", str(gguf)
     weights = trained_weights_dir(run_dir)
@@ -109,7 +117,6 @@ def tuned_source(run_dir: Path | None) -> tuple[str, str] | None:
 
 def load_chat(kind: str, what: str, base_name: str):
     """A chat object: a GGUF in llama.cpp, an adapter on its base, a whole model folder (full fine-tune or base)."""
-    from studio.chat import GgufChat, HfChat
     from studio.models import resolve_model
 
     if kind == "gguf":

@@ -37,9 +37,14 @@ def find_preset(name: str) -> Preset:
     raise ProjectError(f"There is no preset called {name!r}. Presets: {known}.")
 
 
+def preset_changes(project, name: str) -> dict:
+    """The changes a preset makes to this project: its settings for the project's current method."""
+    return find_preset(name).changes_for(project.method.method)
+
+
 def apply_preset(project, name: str) -> dict:
     """Apply a preset to the project (for its current method); returns the changes made."""
-    changes = find_preset(name).changes_for(project.method.method)
+    changes = preset_changes(project, name)
     apply_changes(project, changes)
     return changes
 

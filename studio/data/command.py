@@ -70,17 +70,11 @@ def _progress(args):
 
 
 def _token_stats(args, report):
-    from transformers import AutoTokenizer
-
-    from studio.data.inspect import scan
-    from studio.data.stats import token_stats
+    from studio.data.findings import count_tokens, load_tokenizer
     from studio.models import resolve_model
 
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(args.model)))
-    source, _, pairs = scan(args.file, report.format, report.mapping)
-    rows = (row for row, problem in pairs if problem is None)
-    return token_stats(rows, tokenizer, args.max_seq_len, args.train_on, name=source.name, unit=source.unit,
-                       progress=_progress(args), total=report.usable_rows)
+    return count_tokens(args.file, report, load_tokenizer(resolve_model(args.model)), args.max_seq_len,
+                        args.train_on, progress=_progress(args))
 
 
 def _print_text(report, stats) -> None:
@@ -99,5 +93,9 @@ def _print_text(report, stats) -> None:
               f"(losing {stats.tokens_lost} tokens)")
         for problem in stats.problems:
             print(f"  {problem.message}")
+        suggested = stats.suggested_cutoff(stats.max_seq_len)
+        if suggested:
+            print(f"  A cutoff of {suggested} tokens (--max-seq-len {suggested}) is just above the longest example: "
+                  "less memory, nothing cut.")
     if not report.usable:
         print("No usable row: this file cannot be trained on as it is.")

@@ -1,22 +1,33 @@
 """What the Data page and `ftstudio data inspect` find in a project's training data: the file's report and,
-when the base model is on this computer, its examples' token lengths under that model's chat template."""
+when the base model is on this computer, its examples' token lengths under that model's chat template, and
+how the eval split divides the rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
-_tokenizers: dict[str, object] = {}  # model folder -> tokenizer, loaded once per app run
+from studio.data.inspect import InspectReport
+from studio.data.split import split_rows
+from studio.data.stats import TokenStats
+from studio.progress import Cancel, Progress
 
 
 @dataclass
 class Findings:
-    report: object  # studio.data.InspectReport
-    stats: object | None  # studio.data.TokenStats, None when the model is not on this computer
+    report: InspectReport
+    stats: TokenStats | None  # None when the model is not on this computer (or no row is usable)
     tokenizer: object | None
     token_note: str  # why there are no token counts, when there are none
 
+    def split(self, project) -> tuple[int, int]:
+        """(training examples, held-out examples) as training will split the usable rows."""
+        usable = self.report.usable_rows - (self.report.duplicates if project.data.drop_duplicates else 0)
+        train, held = split_rows(range(usable), project.data.eval_fraction, seed=project.train.seed)
+        return len(train), len(held)
 
-def model_folder(project, progress) -> Path | None:
+
+def model_folder(project, progress: Progress | None = None) -> Path | None:
     """The base model's folder on this computer (converting the embedded model once), or None."""
     from studio.catalog import find, hub_cache_folder
     from studio.models import is_embedded, resolve_model
@@ -31,17 +42,28 @@ def model_folder(project, progress) -> Path | None:
     return local if (local / "config.json").is_file() else hub_cache_folder(name)
 
 
+@lru_cache(maxsize=8)
 def load_tokenizer(folder: Path):
-    if str(folder) not in _tokenizers:
-        from transformers import AutoTokenizer
+    """A model folder's tokenizer, loaded once per process (the Data page asks again on every change)."""
+    from transformers import AutoTokenizer
 
-        _tokenizers[str(folder)] = AutoTokenizer.from_pretrained(str(folder))
-    return _tokenizers[str(folder)]
+    return AutoTokenizer.from_pretrained(str(folder))
 
 
-def inspect_project_data(project, progress, cancelled) -> Findings:
+def count_tokens(location: str, report: InspectReport, tokenizer, max_seq_len: int, train_on: str,
+                 system_prompt: str = "", progress: Progress | None = None, cancel: Cancel | None = None) -> TokenStats:
+    """Token lengths of the usable rows of an inspected file, rendered and cut as training will."""
+    from studio.data import scan, token_stats
+
+    source, _, pairs = scan(location, report.format, report.mapping)
+    rows = (row for row, problem in pairs if problem is None)
+    return token_stats(rows, tokenizer, max_seq_len, train_on, system_prompt, name=source.name, unit=source.unit,
+                       progress=progress, cancel=cancel, total=report.usable_rows)
+
+
+def inspect_project_data(project, progress: Progress, cancelled: Cancel) -> Findings:
     """Inspect the training file, then count tokens as training will (when the model is here)."""
-    from studio.data import inspect_file, scan, token_stats
+    from studio.data import inspect_file
     from studio.data.prepare import locate
 
     settings = project.data
@@ -55,9 +77,6 @@ def inspect_project_data(project, progress, cancelled) -> Findings:
         return Findings(report, None, None, "Token counts appear once the base model is on this computer "
                                             "(it is downloaded when training starts).")
     tokenizer = load_tokenizer(folder)
-    source, _, pairs = scan(location, report.format, report.mapping)
-    rows = (row for row, problem in pairs if problem is None)
-    stats = token_stats(rows, tokenizer, project.train.max_seq_len, settings.train_on, settings.system_prompt,
-                        name=source.name, unit=source.unit, progress=progress, cancel=cancelled,
-                        total=report.usable_rows)
+    stats = count_tokens(location, report, tokenizer, project.train.max_seq_len, settings.train_on,
+                         settings.system_prompt, progress, cancelled)
     return Findings(report, stats, tokenizer, "")

@@ -12,7 +12,7 @@ from studio.data.tokenize import IGNORE, Piece, TemplateError, encode_row, piece
 from studio.errors import Cancelled
 from studio.progress import Progress
 
-
+CUTOFF_STEP = 64  # a suggested cutoff is a multiple of this
 
 @dataclass
 class TokenStats:
@@ -38,6 +38,16 @@ class TokenStats:
     @property
     def mean(self) -> float:
         return sum(self.lengths) / len(self.lengths) if self.lengths else 0.0
+
+    def longer_than(self, cutoff: int) -> list[int]:
+        """The lengths of the examples a cutoff would cut (or, for plain text, split into windows)."""
+        return [n for n in self.lengths if n > cutoff]
+
+    def suggested_cutoff(self, cutoff: int) -> int | None:
+        """A cutoff just above the longest example, when it is well below `cutoff` (at most two thirds of it):
+        less activation memory, and nothing is cut. None when the cutoff is about right already."""
+        suggested = max(CUTOFF_STEP, -(-self.longest // CUTOFF_STEP) * CUTOFF_STEP)
+        return suggested if suggested * 1.5 <= cutoff else None
 
     def to_dict(self) -> dict:
         return {"max_seq_len": self.max_seq_len, "examples": self.examples, "longest": self.longest,

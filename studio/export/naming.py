@@ -20,6 +20,17 @@ def sixteen_bit_source(quants: list[str]) -> str:
     return "bf16" if "bf16" in quants and "f16" not in quants else "f16"
 
 
+def export_folder(run_dir: Path, project, out_dir: Path | None = None) -> Path:
+    """Where a run's export goes, and where it is found again (the Export and Test pages, the CLI): the folder
+    asked for, else the project's [export] output_dir (relative to the project's folder), else the run
+    folder's export/."""
+    if out_dir:
+        return Path(out_dir)
+    if project is not None and project.export.output_dir:
+        return project.resolve(project.export.output_dir)
+    return Path(run_dir) / "export"
+
+
 def export_targets(project, quants: list[str], out_dir: Path) -> dict:
     """{"gguf": {quant: final path}, "modelfile": path, "report": path} for an export into `out_dir`."""
     base = gguf_basename(project)

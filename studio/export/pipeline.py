@@ -14,7 +14,7 @@ from typing import Callable
 from studio.errors import Cancelled, ExportError, StudioError
 from studio.export.converter import convert_to_gguf
 from studio.export.modelfile import render_modelfile
-from studio.export.naming import SIXTEEN_BIT, export_targets, intermediate_path, sixteen_bit_source
+from studio.export.naming import SIXTEEN_BIT, export_folder, export_targets, intermediate_path, sixteen_bit_source
 from studio.export.preflight import Preflight, preflight_export
 from studio.export.quantize import quantize
 from studio.fileio import atomic_write_text, staged_file
@@ -35,6 +35,7 @@ class ExportResult:
     preflight: Preflight | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # step ("merge", "f16", "q8_0", "check"...) -> time
     handoff: list[str] = field(default_factory=list)  # one sentence per Ollama / LM Studio step, done or not
+    run_dir: Path | None = None  # the run exported (an export folder may be shared by several runs)
 
 
 def export_run(run_dir: Path, quants: list[str] | None = None, progress: Progress | None = None,
@@ -44,13 +45,13 @@ def export_run(run_dir: Path, quants: list[str] | None = None, progress: Progres
     project = load_run_project(run_dir)
     quants = list(dict.fromkeys(quants or project.export.quant))
     say = progress or (lambda message, fraction: None)
-    out_dir = Path(out_dir or project.export.output_dir or run_dir / "export")
+    out_dir = export_folder(run_dir, project, out_dir)
 
     say("Checking before export", 0.0)
     preflight = preflight_export(run_dir, quants, out_dir, overwrite)
     if not preflight.ok:
         raise ExportError("Export refused, nothing was written: " + " ".join(preflight.problems))
-    result = ExportResult(preflight=preflight)
+    result = ExportResult(preflight=preflight, run_dir=run_dir)
     targets = export_targets(project, quants, out_dir)
 
     model_dir = merged_dir(run_dir)
@@ -152,14 +153,12 @@ def write_report(result: ExportResult, run_dir: Path) -> None:
     atomic_write_text(result.report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
-def earlier_export(run_dir: Path, out_dir: Path | None):
-    """The run's last export as an ExportResult, read back from its report.json (None when there is none, or
-    its files are gone), so reopening the app shows what is already on disk."""
+def read_report(out_dir: Path) -> ExportResult | None:
+    """The last export into `out_dir`, read back from the report.json write_report left there (None when there
+    is none, or its files are gone), so reopening the app shows what is already on disk."""
     import json
 
-    from studio.export import ExportResult
-
-    report_path = Path(out_dir or Path(run_dir) / "export") / "report.json"
+    report_path = Path(out_dir) / "report.json"
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -169,9 +168,16 @@ def earlier_export(run_dir: Path, out_dir: Path | None):
     if not files:
         return None
     modelfile = report.get("modelfile")
-    result = ExportResult(files=files, modelfile=Path(modelfile) if modelfile else None,
-                          failed=report.get("failed") or {})
-    result.parity = report.get("parity") or {}
-    result.report_path = report_path
-    result.handoff = report.get("handoff") or []
+    return ExportResult(files=files, modelfile=Path(modelfile) if modelfile else None,
+                        failed=report.get("failed") or {}, parity=report.get("parity") or {},
+                        report_path=report_path, handoff=report.get("handoff") or [],
+                        run_dir=Path(report["run"]) if report.get("run") else None)
+
+
+def last_export(run_dir: Path, project=None) -> ExportResult | None:
+    """This run's last export, read from the report in its export folder (export_folder); None when there is
+    none, its files are gone, or the folder's last export was another run's."""
+    result = read_report(export_folder(run_dir, project))
+    if result is None or (result.run_dir is not None and result.run_dir.resolve() != Path(run_dir).resolve()):
+        return None
     return result

@@ -16,7 +16,7 @@ from pathlib import Path
 from studio import units
 from studio.errors import StudioError
 from studio.export.modelfile import chat_format, read_chat_template
-from studio.export.naming import export_targets, sixteen_bit_source
+from studio.export.naming import export_folder, export_targets, sixteen_bit_source
 from studio.merge import merged_dir
 from studio.train.runs import load_run_project, trained_weights_dir
 from studio.vocabulary import QUANT_TYPES
@@ -24,9 +24,20 @@ from studio.vocabulary import QUANT_TYPES
 DISK_MARGIN_BYTES = 64 * 1024**2  # metadata, the Modelfile, the report, and rounding in our estimates
 
 
+class Problem(str):
+    """A sentence for the user that also carries the code of the check that wrote it ("files_exist"), so the
+    window can treat a known problem its own way without reading the words."""
+    code = ""
+
+    def __new__(cls, code: str, sentence: str) -> Problem:
+        problem = super().__new__(cls, sentence)
+        problem.code = code
+        return problem
+
+
 @dataclass
 class Preflight:
-    problems: list[str] = field(default_factory=list)  # any one of these blocks the export
+    problems: list[str] = field(default_factory=list)  # any one of these blocks the export (Problem, by code)
     warnings: list[str] = field(default_factory=list)  # shown, but the export may go on
     sizes: dict[str, int] = field(default_factory=dict)  # quant -> estimated bytes of its GGUF
     free_bytes: int = 0
@@ -34,10 +45,15 @@ class Preflight:
     architecture: str = ""
     tokenizer: str = ""  # e.g. "BPE (pre-tokenizer smollm)" or "SentencePiece (tokenizer.model)"
     targets: dict[str, Path] = field(default_factory=dict)  # quant -> final GGUF path
+    existing: list[Path] = field(default_factory=list)  # files of an earlier export the export would replace
+    parameters: int = 0  # of the model to export, for the size of every type (0: no trained weights yet)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def problem(self, code: str) -> str | None:
+        return next((p for p in self.problems if getattr(p, "code", "") == code), None)
 
 
 def model_sources(run_dir: Path) -> tuple[Path, Path]:
@@ -108,13 +124,14 @@ def check_architecture(model_dir: Path, report: Preflight) -> None:
     architectures = config.get("architectures") or config.get("text_config", {}).get("architectures") or []
     report.architecture = architectures[0] if architectures else config.get("model_type", "")
     if not architectures:
-        report.problems.append(f"{model_dir / 'config.json'} names no architecture (no \"architectures\" "
+        report.problems.append(Problem("no_architecture", f"{model_dir / 'config.json'} names no architecture (no \"architectures\" "
                                "list), so the GGUF converter cannot tell what model this is. Add it, e.g. "
-                               "[\"LlamaForCausalLM\"], or re-save the model with transformers.")
+                               "[\"LlamaForCausalLM\"], or re-save the model with transformers."))
     elif architectures[0] not in supported_architectures():
-        report.problems.append(f"llama.cpp's converter does not support the {architectures[0]} architecture, so "
+        report.problems.append(Problem("unsupported_architecture",
+                                       f"llama.cpp's converter does not support the {architectures[0]} architecture, so "
                                "this model cannot become a GGUF. Choose a supported base model (Llama, Mistral, "
-                               "Qwen2/3, Gemma 2/3, Phi-3...) and train again.")
+                               "Qwen2/3, Gemma 2/3, Phi-3...) and train again."))
 
 
 def check_tokenizer(tokenizer_dir: Path, report: Preflight) -> None:
@@ -124,9 +141,10 @@ def check_tokenizer(tokenizer_dir: Path, report: Preflight) -> None:
         report.tokenizer = "SentencePiece (tokenizer.model)"
         return
     if not (tokenizer_dir / "tokenizer.json").is_file():
-        report.problems.append(f"{tokenizer_dir} has no tokenizer (neither tokenizer.json nor tokenizer.model), "
+        report.problems.append(Problem("no_tokenizer",
+                                       f"{tokenizer_dir} has no tokenizer (neither tokenizer.json nor tokenizer.model), "
                                "so the GGUF would have no vocabulary. Copy the tokenizer files from the base "
-                               "model into that folder.")
+                               "model into that folder."))
         return
     from transformers import AutoTokenizer
 
@@ -140,9 +158,10 @@ def check_tokenizer(tokenizer_dir: Path, report: Preflight) -> None:
         report.warnings.append("The tokenizer's pre-tokenizer is not in llama.cpp's table; it will be read as a "
                                "SentencePiece-style vocabulary. The parity check will confirm the tokens match.")
         return
-    report.problems.append(f"The tokenizer in {tokenizer_dir} splits text in a way llama.cpp does not recognise "
+    report.problems.append(Problem("unknown_pre_tokenizer",
+                                   f"The tokenizer in {tokenizer_dir} splits text in a way llama.cpp does not recognise "
                            "(its BPE pre-tokenizer is not in llama.cpp's table), so the GGUF would tokenize "
-                           "differently from the model you trained. Use a base model llama.cpp supports.")
+                           "differently from the model you trained. Use a base model llama.cpp supports."))
 
 
 def check_chat_template(tokenizer_dir: Path, report: Preflight) -> None:
@@ -169,10 +188,12 @@ def check_k_quant_fallback(model_dir: Path, quants: list[str], report: Preflight
 
 def check_targets(targets: list[Path], overwrite: bool, report: Preflight) -> None:
     existing = [path for path in targets if path.exists()]
+    report.existing = existing
     if existing and not overwrite:
         names = ", ".join(path.name for path in existing)
-        report.problems.append(f"{names} already exist{'s' if len(existing) == 1 else ''} in {existing[0].parent}. "
-                               "Choose another output folder, or allow overwriting (--overwrite).")
+        report.problems.append(Problem("files_exist", f"{names} already exist{'s' if len(existing) == 1 else ''} in "
+                                       f"{existing[0].parent}. Choose another output folder, or allow overwriting "
+                                       "(--overwrite)."))
 
 
 def preflight_export(run_dir: Path, quants: list[str], out_dir: Path | None = None, overwrite: bool = False,
@@ -181,30 +202,31 @@ def preflight_export(run_dir: Path, quants: list[str], out_dir: Path | None = No
     run_dir = Path(run_dir)
     report = Preflight()
     project = load_run_project(run_dir)
+    report.parameters = parameters_of(run_dir)  # every type's size is shown, even before one is chosen
     unknown = [q for q in quants if q not in QUANT_TYPES]
     if unknown:
-        report.problems.append(f"{unknown[0]!r} is not a GGUF type we export; choose from "
-                               f"{', '.join(QUANT_TYPES)}.")
+        report.problems.append(Problem("unknown_type", f"{unknown[0]!r} is not a GGUF type we export; choose from "
+                                       f"{', '.join(QUANT_TYPES)}."))
         return report
     if not quants:
-        report.problems.append("No GGUF type is chosen; pick at least one (e.g. q4_k_m).")
+        report.problems.append(Problem("no_type", "No GGUF type is chosen; pick at least one (e.g. q4_k_m)."))
         return report
     try:
         model_dir, tokenizer_dir = model_sources(run_dir)
     except StudioError as exc:
-        report.problems.append(str(exc))
+        report.problems.append(Problem("no_weights", str(exc)))
         return report
     check_architecture(model_dir, report)
     check_tokenizer(tokenizer_dir, report)
     check_chat_template(tokenizer_dir, report)
 
-    out_dir = Path(out_dir or project.export.output_dir or run_dir / "export")
+    out_dir = export_folder(run_dir, project, out_dir)
     targets = export_targets(project, quants, out_dir)
     report.targets = targets["gguf"]
     check_targets([*targets["gguf"].values(), targets["modelfile"]], overwrite, report)
 
     check_k_quant_fallback(model_dir, quants, report)
-    parameters = parameter_count(model_dir)
+    parameters = report.parameters
     report.sizes = {q: estimated_size(parameters, q) for q in quants}
     needed = sum(report.sizes.values())
     if sixteen_bit_source(quants) not in quants:  # the quantizer's input, deleted at the end
@@ -215,36 +237,15 @@ def preflight_export(run_dir: Path, quants: list[str], out_dir: Path | None = No
     report.needed_bytes = needed + DISK_MARGIN_BYTES
     report.free_bytes = free_space(out_dir) if free_bytes is None else free_bytes
     if report.needed_bytes > report.free_bytes:
-        report.problems.append(f"Not enough free disk space in {out_dir}: the export needs about "
+        report.problems.append(Problem("disk_full", f"Not enough free disk space in {out_dir}: the export needs about "
                                f"{units.file_size(report.needed_bytes)} and {units.file_size(report.free_bytes)} is free. "
-                               "Free some space, choose fewer types, or choose another output folder.")
+                               "Free some space, choose fewer types, or choose another output folder."))
     return report
 
 
-
-def parameters_of(run_dir: Path) -> int | None:
-    """The exported model's parameter count, for the size of each type (None when the run has no weights)."""
-    try:
-        from studio.export.preflight import model_sources, parameter_count
-    except ImportError:  # an older core: estimate from the planner's shape of config.json
-        from studio.models import config_if_ready
-        from studio.plan.shapes import shape_from_config
-        from studio.train.runs import load_run_project
-
-        config = config_if_ready(load_run_project(run_dir).model.name)
-        return shape_from_config(config).total_params if config else None
-    from studio.errors import StudioError
+def parameters_of(run_dir: Path) -> int:
+    """The exported model's parameter count (0 when the run has no trained weights yet)."""
     try:
         return parameter_count(model_sources(run_dir)[0])
     except StudioError:
-        return None
-
-
-def checks(run_dir: Path, quants: list[str], out_dir: Path | None, overwrite: bool):
-    """(parameters, preflight or None): on a Task, since the tokenizer check loads transformers."""
-    parameters = parameters_of(run_dir)
-    try:
-        from studio.export.preflight import preflight_export
-    except ImportError:
-        return parameters, None
-    return parameters, preflight_export(run_dir, quants, out_dir=out_dir, overwrite=overwrite)
+        return 0

@@ -10,7 +10,7 @@ from studio.errors import StudioError
 from studio.plan.estimator import PlanSettings, estimate
 from studio.vocabulary import METHODS, OPTIMIZERS
 from studio.plan.fit import auto_fit, verdict
-from studio.plan.gpu import detect_gpu, gpu_from_numbers
+from studio.plan.gpu import detect_gpu, planned_gpu
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -43,7 +43,7 @@ def run(args) -> int:
     except StudioError as exc:
         print(f"ftstudio plan: {exc}")
         return 2
-    gpu = gpu_from_numbers("the planned GPU", int(args.gpu_gb * units.GiB)) if args.gpu_gb else detect_gpu()
+    gpu = planned_gpu(args.gpu_gb) if args.gpu_gb else detect_gpu()
     ver = verdict(est, gpu)
     fit = auto_fit(config, settings, gpu) if args.auto_fit else None
     if args.json:

@@ -33,6 +33,11 @@ def gpu_from_numbers(name: str, total_bytes: int, free_bytes: int | None = None)
                    f"{name}: {units.memory(free)} free of {units.memory(total_bytes)}.")
 
 
+def planned_gpu(size_gb: float) -> GpuInfo:
+    """A GPU of a size the user plans for ("will this fit on a 12 GB card?"), all of it free."""
+    return gpu_from_numbers(f"a {size_gb:g} GB GPU", int(size_gb * units.GiB))
+
+
 def detect_gpu(index: int = 0) -> GpuInfo:
     """The first CUDA GPU (or `index`), by NVML, else by torch; available=False with a sentence if none."""
     info = _from_nvml(index)
