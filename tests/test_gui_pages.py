@@ -68,7 +68,6 @@ def window(qtbot, tmp_path, monkeypatch):
     from ui.widgets import plan_gpu
 
     QCoreApplication.setOrganizationName("Fine-Tune Studio tests")  # keep the user's own settings untouched
-    monkeypatch.setattr(plan_gpu, "_choice", [])
     plan_gpu.set_planned_size("24")
     opened = []
 

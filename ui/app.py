@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QListWidg
 
 from studio import paths, units
 from studio.errors import StudioError
-from studio.project import Project, load_project, save_project
+from studio.project import Project, load_project, project_file
 from studio.starter import default_projects_dir, starter_project
 from ui import recent, theme
 from ui.context import Studio
@@ -24,7 +24,7 @@ from ui.pages.method import MethodPage
 from ui.pages.model import ModelPage
 from ui.pages.test import TestPage
 from ui.pages.train import TrainPage
-from ui.tasks import Task
+from ui.tasks import NOTICES, Task
 
 PAGE_CLASSES = (ModelPage, DataPage, MethodPage, TrainPage, TestPage, ExportPage)
 STAGES = [cls.title for cls in PAGE_CLASSES]
@@ -60,9 +60,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(body)
         self._build_menus()
         self.studio.readiness_changed.connect(self.refresh_stages)
-        self.studio.project_edited.connect(self._update_title)
-        self.studio.project_loaded.connect(self._update_title)
+        self.studio.changed.connect(self._update_title)
+        self.studio.dirty_changed.connect(self._update_title)
         self.studio.gpu_detected.connect(self._show_gpu)
+        NOTICES.failure.connect(self._show_failure)
         self.studio.load(project)
         self.stages.setCurrentRow(0)
         self.statusBar().showMessage("Looking for a GPU…")
@@ -125,7 +126,7 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction(str(path), lambda p=path: self.open_path(p))
 
     # --- project files --------------------------------------------------------------------------------
-    def _update_title(self) -> None:
+    def _update_title(self, *_) -> None:
         project = self.studio.project
         where = f" — {project.path}" if project.path else ""
         self.setWindowTitle(f"{'*' if self.studio.dirty else ''}{project.name}{where} — Fine-Tune Studio")
@@ -177,12 +178,10 @@ class MainWindow(QMainWindow):
         if self.studio.project.path is None:
             return self.save_as()
         try:
-            save_project(self.studio.project)
+            self.studio.save()
         except StudioError as error:
             QMessageBox.warning(self, "Cannot save the project", str(error))
             return False
-        self.studio.dirty = False
-        self._update_title()
         self.statusBar().showMessage(f"Saved {self.studio.project.path}", 4000)
         return True
 
@@ -191,13 +190,14 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save project as", start, PROJECT_FILTER)
         if not path:
             return False
-        if not path.endswith(".ftproj.toml"):
-            path += ".ftproj.toml"
-        self.studio.project.path = Path(path)
-        if self.save():
-            recent.add(self.studio.project.path)
-            return True
-        return False
+        try:
+            self.studio.save(project_file(path))
+        except StudioError as error:
+            QMessageBox.warning(self, "Cannot save the project", str(error))
+            return False
+        self._update_title()
+        recent.add(self.studio.project.path)
+        return True
 
     # --- GPU, about, closing --------------------------------------------------------------------------
     def _detect_gpu(self) -> None:
@@ -205,14 +205,10 @@ class MainWindow(QMainWindow):
             from studio.plan import detect_gpu
             return detect_gpu()
 
-        self._gpu_task = Task(work, self)
-        self._gpu_task.succeeded.connect(self._gpu_found)
-        self._gpu_task.failed.connect(lambda message: self.statusBar().showMessage(message))
-        self._gpu_task.start()
+        self._gpu_task = Task(work, self, on_success=self.studio.set_gpu).start()
 
-    def _gpu_found(self, gpu) -> None:
-        self.studio.gpu = gpu
-        self.studio.gpu_detected.emit(gpu)
+    def _show_failure(self, message: str) -> None:
+        self.statusBar().showMessage(message, 15_000)
 
     def _show_gpu(self, gpu) -> None:
         if gpu is not None and gpu.total_bytes:
@@ -227,11 +223,11 @@ class MainWindow(QMainWindow):
         on Windows it takes PowerShell a second or two."""
         from studio import shortcut
 
-        self._launcher_task = task = Task(lambda progress, cancelled: shortcut.install(desktop=True), self)
-        task.succeeded.connect(lambda written: self.statusBar().showMessage(
-            f"{shortcut.APP_NAME} is now in your applications menu and on your desktop.", 8000))
-        task.failed.connect(lambda message: QMessageBox.warning(self, "No launcher made", message))
-        task.start()
+        self._launcher_task = Task(
+            lambda progress, cancelled: shortcut.install(desktop=True), self,
+            on_success=lambda written: self.statusBar().showMessage(
+                f"{shortcut.APP_NAME} is now in your applications menu and on your desktop.", 8000),
+            on_failure=lambda message: QMessageBox.warning(self, "No launcher made", message)).start()
 
     def _about(self) -> None:
         QMessageBox.about(self, "About Fine-Tune Studio",

@@ -1,45 +1,138 @@
-"""What the pages share: the open project, the GPU, and the run the app is working on.
+"""What the pages share, as one evented model (like napari's EventedModel): the open project, the memory plan
+for it, the GPU, and the run the app is working on.
 
-Pages edit `studio.project` directly and then call `edited()`; they never keep settings of their own, so
-what the window shows is always what the project file (and so the CLI) would do."""
+A page never sets a project attribute itself: it calls `apply({"train.batch_size": 8})`, which validates the
+change through the project's own rules (studio.presets.apply_changes: all or nothing, a ProjectError naming
+the value otherwise) and announces the keys that changed. So what the window shows is always what the project
+file (and so the CLI) would do, and the estimate is computed once per change for every page that shows it."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from studio.errors import StudioError
+from studio.plan import Estimate, GpuInfo, Verdict
 from studio.project import Project
+from ui.widgets import plan_gpu
+
+EVERYTHING = frozenset({"*"})  # the keys of a `changed` that replaced the whole project (New / Open)
+
+
+def touches(keys: frozenset, *prefixes: str) -> bool:
+    """Whether a change concerns any of these settings: touches(keys, "method.", "train.max_seq_len")."""
+    return keys is EVERYTHING or any(key.startswith(prefixes) for key in keys)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The planner's answer for the project's model and settings on the GPU planned for."""
+    gpu: GpuInfo
+    config: dict | None = None  # the model's config.json; None when nothing on this computer describes it
+    estimate: Estimate | None = None
+    verdict: Verdict | None = None
+    problem: str = ""  # why there is no estimate, when the model or a setting cannot be sized
 
 
 class Studio(QObject):
-    project_edited = Signal()      # a page changed a setting; other pages refresh what depends on it
-    project_loaded = Signal()      # New / Open replaced the whole project; pages reload every control
+    changed = Signal(object)  # frozenset of the keys changed ("train.batch_size"), EVERYTHING on New / Open
+    plan_changed = Signal()  # `plan` was recomputed: the model, a method or training setting, or the GPU changed
+    dirty_changed = Signal(bool)  # the project differs from its file (or is saved again)
     gpu_detected = Signal(object)  # studio.plan.GpuInfo, found on a background thread after start-up
-    run_changed = Signal(object)   # Path of the current run (started, finished, or picked); Test/Export use it
-    busy_changed = Signal(bool)    # training or exporting: pages lock what must not change meanwhile
-    readiness_changed = Signal()   # a page's ready mark may have changed
+    run_changed = Signal(object)  # Path of the current run (started, finished, or picked); Test/Export use it
+    busy_changed = Signal(bool)  # training or exporting: pages lock what must not change meanwhile
+    readiness_changed = Signal()  # a page's ready mark may have changed
 
     def __init__(self, project: Project):
         super().__init__()
         self.project = project
-        self.gpu = None
+        self.gpu: GpuInfo | None = None
+        self.planned_size = plan_gpu.planned_size()  # "detected" or a size in GB: a view preference
+        self.plan = Plan(plan_gpu.planning_gpu(None, self.planned_size))
+        self._config_for: tuple[str, dict | None, str] | None = None  # (model name, config, problem)
         self.run_dir: Path | None = None
         self.dirty = False
         self.busy = False
 
-    def edited(self) -> None:
-        self.dirty = True
-        self.project_edited.emit()
-        self.readiness_changed.emit()
+    # --- the project ----------------------------------------------------------------------------------
+    def apply(self, changes: dict) -> None:
+        """Change settings keyed like the project file; raises ProjectError (and changes nothing) when a value
+        is impossible."""
+        from studio.presets import apply_changes
+
+        apply_changes(self.project, changes)
+        self._changed(frozenset(changes))
 
     def load(self, project: Project) -> None:
+        """Show another project (New / Open): every page reloads, the latest run is picked."""
         self.project = project
-        self.dirty = False
+        self._config_for = None
         self.run_dir = None
-        self.project_loaded.emit()
+        self.set_dirty(False)
+        self._changed(EVERYTHING, dirty=False)
         self.pick_latest_run()
+
+    def save(self, path: Path | None = None) -> Path:
+        from studio.project import save_project
+
+        saved = save_project(self.project, path)
+        self.set_dirty(False)
+        return saved
+
+    def set_dirty(self, dirty: bool) -> None:
+        if dirty != self.dirty:
+            self.dirty = dirty
+            self.dirty_changed.emit(dirty)
+
+    def _changed(self, keys: frozenset, dirty: bool = True) -> None:
+        if dirty:
+            self.set_dirty(True)
+        if touches(keys, "model.", "method.", "train."):
+            self.update_plan()
+        self.changed.emit(keys)
         self.readiness_changed.emit()
 
+    # --- the memory plan ------------------------------------------------------------------------------
+    def set_planned_size(self, choice: str) -> None:
+        plan_gpu.set_planned_size(choice)
+        self.planned_size = choice
+        self.update_plan()
+
+    def set_gpu(self, gpu: GpuInfo | None) -> None:
+        self.gpu = gpu
+        self.gpu_detected.emit(gpu)
+        self.update_plan()
+
+    def update_plan(self) -> None:
+        """The estimate and verdict for the current settings: once per change, for every page that shows them."""
+        from studio.plan import estimate, verdict
+
+        gpu = plan_gpu.planning_gpu(self.gpu, self.planned_size)
+        config, problem = self._model_config()
+        if config is None:
+            self.plan = Plan(gpu, problem=problem)
+        else:
+            try:
+                est = estimate(config, self.project)
+                self.plan = Plan(gpu, config, est, verdict(est, gpu))
+            except StudioError as error:
+                self.plan = Plan(gpu, config, problem=str(error))
+        self.plan_changed.emit()
+
+    def _model_config(self) -> tuple[dict | None, str]:
+        """The base model's config, read once per model name (a catalog entry, a folder, or the Hub cache)."""
+        from studio.catalog import config_for
+
+        name = self.project.model.name
+        if self._config_for is None or self._config_for[0] != name:
+            try:
+                self._config_for = (name, config_for(name, self.project), "")
+            except StudioError as error:
+                self._config_for = (name, None, str(error))
+        return self._config_for[1], self._config_for[2]
+
+    # --- runs and work --------------------------------------------------------------------------------
     def pick_latest_run(self) -> None:
         from studio.train.runs import latest_run
 

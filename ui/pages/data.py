@@ -1,8 +1,9 @@
 """Stage 2: the training data — what the file holds, what is wrong with it, how long its examples are for
 the chosen model, and what exactly the model will be trained on.
 
-Reading the file and counting tokens run on a Task (a big file or a first tokenizer load takes seconds);
-what depends only on the cutoff or the split is recomputed on the spot from the token lengths."""
+Reading the file and counting tokens (studio.data.findings) run on a Task (a big file or a first tokenizer
+load takes seconds); what depends only on the cutoff or the split is redrawn on the spot from the token
+lengths."""
 from __future__ import annotations
 
 import copy
@@ -14,12 +15,18 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from studio.data.findings import Findings, inspect_project_data
+from studio.data.split import MIN_ROWS_TO_SPLIT
+from studio.errors import StudioError
 from studio.plan import ADVICE
+from ui.context import touches
 from ui.pages import Page
-from ui.tasks import Task
+from ui.tasks import Latest, Task
 from ui.theme import role_label
 from ui.widgets.token_view import TokenView
 
+# What the findings depend on: a change to one of these reads the file again; to the others below, only redraws.
+READ_FROM = ("data.train_file", "data.format", "data.columns", "data.train_on", "data.system_prompt", "model.")
+DRAWN_FROM = ("train.max_seq_len", "train.seed", "data.eval_fraction", "data.drop_duplicates")
 DATA_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt);;All files (*)"
 
 
@@ -31,13 +38,11 @@ class DataPage(Page):
         super().__init__(studio)
         self.findings: Findings | None = None
         self.error = ""
-        self.task: Task | None = None
-        self._running: set[Task] = set()  # cancelled tasks still finishing: kept alive until they end
-        self._inspected_key = None
+        self.reading = Latest(self)
         self._stale = False
         self._closed = False
         self.truncated = 0
-        self.suggested_cutoff = 0
+        self.suggested_cutoff: int | None = None
         self._loading = False
         self.setAcceptDrops(True)
         layout = QVBoxLayout(self)
@@ -59,7 +64,6 @@ class DataPage(Page):
         body.addWidget(self._build_tabs(), 1)
         body.addWidget(self._build_options())
         layout.addLayout(body, 1)
-        studio.project_edited.connect(self._project_edited)
         studio.busy_changed.connect(lambda busy: self.setEnabled(not busy))
 
     # --- building ------------------------------------------------------------------------------------
@@ -167,32 +171,29 @@ class DataPage(Page):
         self.train_on.setCurrentIndex(max(0, self.train_on.findData(data.train_on)))
         self.eval_percent.setValue(data.eval_fraction * 100)
         self._loading = False
-        self._project_edited()
+        # After the current event: at start-up that is once the window is on screen, so the tokenizer's heavy
+        # imports never delay the first paint.
+        QTimer.singleShot(0, self.inspect)
 
-    def _set(self, name: str, value) -> None:
-        if self._loading:
+    def project_changed(self, keys) -> None:
+        if touches(keys, *READ_FROM):
+            QTimer.singleShot(0, self.inspect)  # the file, or how it is read, changed: read it again
+        elif not touches(keys, *DRAWN_FROM):
             return
-        setattr(self.project.data, name, value)
-        self.studio.edited()
-
-    def _inspection_key(self) -> tuple:
-        """What the Task's result depends on; anything else is redrawn without reading the file again."""
-        p = self.project
-        # id(p): Open / New bring a new Project, whose file is read afresh even when its name is the same
-        return (id(p), p.data.train_file, str(p.folder), p.model.name, p.data.format, tuple(sorted(p.data.columns.items())),
-                p.data.train_on, p.data.system_prompt)
-
-    def _project_edited(self) -> None:
-        key = self._inspection_key()
-        if key != self._inspected_key:
-            self._inspected_key = key
-            # After the current event: at start-up that is once the window is on screen, so the tokenizer's
-            # heavy imports never delay the first paint.
-            QTimer.singleShot(0, self.inspect)
         elif self.isVisible():
             self._show_cutoff_and_split()
         else:
             self._stale = True  # the Method page moves the cutoff many times a second; redraw when shown
+
+    def _set(self, name: str, value) -> None:
+        if not self._loading:
+            self._apply({f"data.{name}": value})
+
+    def _apply(self, change: dict) -> None:
+        try:
+            self.studio.apply(change)
+        except StudioError as error:
+            self.summary.setText(str(error))
 
     @property
     def histogram(self):
@@ -213,13 +214,7 @@ class DataPage(Page):
 
     def use_file(self, path: Path) -> None:
         """Point the project at a data file: relative to the project's folder when it lies inside it."""
-        path = Path(path).resolve()
-        try:
-            name = str(path.relative_to(self.project.folder.resolve())) if self.project.path else str(path)
-        except ValueError:
-            name = str(path)
-        self.project.data.train_file = name
-        self.studio.edited()
+        self._apply({"data.train_file": self.project.file_name(path)})
 
     def _choose(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Training data", str(self.project.folder), DATA_FILTER)
@@ -238,6 +233,10 @@ class DataPage(Page):
             self.use_file(Path(urls[0].toLocalFile()))
 
     # --- inspecting ----------------------------------------------------------------------------------
+    @property
+    def task(self) -> Task | None:
+        return self.reading.current
+
     def inspect(self) -> None:
         if self._closed:
             return
@@ -252,25 +251,16 @@ class DataPage(Page):
             self.studio.readiness_changed.emit()
             return
         project = copy.deepcopy(self.project)  # the Task reads a snapshot while the pages keep editing
-        task = Task(lambda progress, cancelled: inspect_project_data(project, progress, cancelled), self,
-                    needs_ml=True)
-        self._running.add(task)
-        task.finished.connect(lambda: self._running.discard(task))
-        task.progress.connect(lambda message, fraction: self._progressed(task, message, fraction))
-        task.succeeded.connect(lambda findings: self._inspected(task, findings))
-        task.failed.connect(lambda message: self._failed(task, message))
-        task.cancelled_.connect(lambda: self._failed(task, "Reading the file was cancelled."))
-        self.task = task
+        self.reading.start(Task(lambda progress, cancelled: inspect_project_data(project, progress, cancelled), self,
+                                needs_ml=True, on_progress=self._progressed, on_success=self._inspected,
+                                on_failure=self._failed, on_cancel=self._failed))
         self.summary.setText(f"Reading {Path(train_file).name}…")
         self._show_progress(True)
         self.studio.readiness_changed.emit()
-        task.start()
 
     def cancel(self) -> None:
         """Stop the running inspection; it ends on its own thread at its next check, never blocking here."""
-        if self.task is not None:
-            self.task.cancel()
-        self.task = None
+        self.reading.drop()
         self._show_progress(False)
         self.studio.readiness_changed.emit()
 
@@ -282,27 +272,19 @@ class DataPage(Page):
     def shutdown(self) -> None:
         self._closed = True
         self.cancel()
-        for task in list(self._running):
-            task.wait(30_000)
+        self.reading.wait(30_000)
 
-    def _progressed(self, task, message: str, fraction: float) -> None:
-        if task is self.task:
-            self.progress_label.setText(message)
-            self.progress.setValue(int(1000 * fraction))
+    def _progressed(self, message: str, fraction: float) -> None:
+        self.progress_label.setText(message)
+        self.progress.setValue(int(1000 * fraction))
 
-    def _failed(self, task, message: str) -> None:
-        if task is not self.task:
-            return
-        self.task = None
+    def _failed(self, message: str) -> None:
         self._show_progress(False)
         self.error = message
         self.summary.setText(message)
         self.studio.readiness_changed.emit()
 
-    def _inspected(self, task, findings: Findings) -> None:
-        if task is not self.task:
-            return  # an older inspection that finished after a newer one started
-        self.task = None
+    def _inspected(self, findings: Findings) -> None:
         self._show_progress(False)
         self.findings = findings
         report = findings.report
@@ -382,28 +364,27 @@ class DataPage(Page):
         """The parts that follow the cutoff, the split and the training target: cheap, no file reading."""
         if self.findings is None:
             return
-        from studio.data.split import split_rows
         from studio.data.stats import histogram
 
         report, stats = self.findings.report, self.findings.stats
         cutoff = self.project.train.max_seq_len
-        usable = report.usable_rows - (report.duplicates if self.project.data.drop_duplicates else 0)
-        train, held = split_rows(range(usable), self.project.data.eval_fraction, seed=self.project.train.seed)
-        self.split_label.setText(f"{len(train):,} examples for training, {len(held):,} held out for evaluation."
+        train, held = self.findings.split(self.project)
+        self.split_label.setText(f"{train:,} examples for training, {held:,} held out for evaluation."
                                  if held or self.project.data.eval_fraction == 0 else
-                                 f"{len(train):,} examples: too few to hold any out (10 or more are needed).")
+                                 f"{train:,} examples: too few to hold any out ({MIN_ROWS_TO_SPLIT} or more are "
+                                 "needed).")
         if stats is None:
             return
-        lengths = stats.lengths
         # Bins up to the cutoff when the examples reach it; when they stop far short, up to the longest, so
         # that the bars say something about the data instead of sitting in one column.
         edge = cutoff if stats.longest * 2 > cutoff else -(-max(stats.longest, 10) // 10) * 10
-        self.histogram.set_bins(histogram(lengths, edge), cutoff)
-        longer = [n for n in lengths if n > cutoff]
-        self.suggested_cutoff = max(64, -(-stats.longest // 64) * 64)
-        self.fit_cutoff.setText(f"Use a cutoff of {self.suggested_cutoff} tokens (just above the longest example: "
-                                "less memory, nothing cut)")
-        self.fit_cutoff.setVisible(self.suggested_cutoff * 1.5 <= cutoff)
+        self.histogram.set_bins(histogram(stats.lengths, edge), cutoff)
+        longer = stats.longer_than(cutoff)
+        self.suggested_cutoff = stats.suggested_cutoff(cutoff)
+        if self.suggested_cutoff:
+            self.fit_cutoff.setText(f"Use a cutoff of {self.suggested_cutoff} tokens (just above the longest "
+                                    "example: less memory, nothing cut)")
+        self.fit_cutoff.setVisible(self.suggested_cutoff is not None)
         if not longer:
             cut = f"All fit under the {cutoff:,}-token cutoff (set on the Method page)."
         elif report.format == "text":
@@ -418,9 +399,8 @@ class DataPage(Page):
         self._show_example(cutoff)
 
     def _use_suggested_cutoff(self) -> None:
-        self.project.train.max_seq_len = self.suggested_cutoff
-        self.studio.project_loaded.emit()  # the Method page reloads its controls from the project
-        self.studio.edited()
+        if self.suggested_cutoff:
+            self._apply({"train.max_seq_len": self.suggested_cutoff})  # the Method page's control follows
 
     def _show_example(self, cutoff: int) -> None:
         from studio.data import TemplateError, highlight

@@ -1,11 +1,11 @@
 """Stage 6: the current run to GGUF files (merge, convert, quantize), with their expected sizes before, and the
 files, the parity check and the Ollama Modelfile after.
 
-Every choice here (types, folder, name, Ollama / LM Studio) is the project's [export] table. The checks and
-the export itself run on Tasks; the preflight re-runs shortly after any choice changes."""
+Every choice here (types, folder, name, Ollama / LM Studio) is the project's [export] table. The checks
+(studio.export.preflight) and the export itself run on Tasks; the preflight re-runs shortly after any choice
+changes."""
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QUrl
@@ -15,11 +15,13 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGridLayout,
                                QTableWidgetItem, QVBoxLayout)
 
 from studio import units
-from studio.export.pipeline import earlier_export
-from studio.export.preflight import checks
+from studio.errors import StudioError
+from studio.export import export_folder, last_export
+from studio.export.preflight import estimated_size
 from studio.vocabulary import QUANT_TYPES
+from ui.context import touches
 from ui.pages import Page
-from ui.tasks import Task
+from ui.tasks import Latest, Task
 from ui.theme import role_label
 
 PREFLIGHT_DELAY_MS = 300
@@ -34,9 +36,8 @@ class ExportPage(Page):
         self._loading = False
         self.preflight = None
         self.checked = False
-        self.parameters: int | None = None
-        self.task: Task | None = None
-        self.check_task: Task | None = None
+        self.task: Task | None = None  # the export
+        self.checking = Latest(self)  # the preflight for the current choices
         self.result = None
 
         heading = role_label("heading", "Export")
@@ -49,13 +50,13 @@ class ExportPage(Page):
         for i, quant in enumerate(QUANT_TYPES):
             box = QCheckBox(quant.upper())
             box.setToolTip(QUANT_TYPES[quant].advice)
-            box.toggled.connect(self._changed)
+            box.toggled.connect(self._controls_changed)
             self.quant_boxes[quant] = box
             grid.addWidget(box, i // 4, i % 4)
 
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("the run folder's export/ (default)")
-        self.folder.editingFinished.connect(self._changed)
+        self.folder.editingFinished.connect(self._controls_changed)
         browse = QPushButton("Choose…")
         browse.clicked.connect(self._choose_folder)
         folder_row = QHBoxLayout()
@@ -64,13 +65,13 @@ class ExportPage(Page):
         self.model_name = QLineEdit()
         self.model_name.setPlaceholderText("the project's name")
         self.model_name.setToolTip("The name the files get, and the name Ollama / LM Studio show")
-        self.model_name.editingFinished.connect(self._changed)
+        self.model_name.editingFinished.connect(self._controls_changed)
         self.ollama = QCheckBox("Create the model in Ollama (needs Ollama installed)")
         self.lmstudio = QCheckBox("Put the GGUF in LM Studio's models folder")
         self.overwrite = QCheckBox("Replace files of the same name")
         self.overwrite.setToolTip("Off: an export never silently replaces an earlier one")
         for box in (self.ollama, self.lmstudio, self.overwrite):
-            box.toggled.connect(self._changed)
+            box.toggled.connect(self._controls_changed)
         where = QGroupBox("Where")
         form = QFormLayout(where)
         form.addRow("Folder:", folder_row)
@@ -147,6 +148,10 @@ class ExportPage(Page):
         self._loading = False
         self._run_changed()
 
+    def project_changed(self, keys) -> None:
+        if touches(keys, "export.", "model.name"):
+            self.load_project()
+
     def readiness(self) -> tuple[bool, str]:
         if self.result is not None and self.result.files:
             return True, f"{len(self.result.files)} GGUF file(s) written"
@@ -161,32 +166,33 @@ class ExportPage(Page):
 
     @property
     def out_dir(self) -> Path | None:
-        text = self.project.export.output_dir
-        return self.project.resolve(text) if text else None
+        """Where the current run's export goes (the project's folder setting, else the run's export/)."""
+        run = self.studio.run_dir
+        return export_folder(run, self.project) if run else None
 
-    def _changed(self) -> None:
+    def _controls_changed(self) -> None:
         if self._loading:
             return
-        settings = self.project.export
-        settings.quant = self.quants
-        settings.output_dir = self.folder.text().strip()
-        settings.model_name = self.model_name.text().strip()
-        settings.ollama = self.ollama.isChecked()
-        settings.lmstudio = self.lmstudio.isChecked()
-        self.studio.edited()
-        self._schedule_checks()
+        try:
+            self.studio.apply({"export.quant": self.quants, "export.output_dir": self.folder.text().strip(),
+                               "export.model_name": self.model_name.text().strip(),
+                               "export.ollama": self.ollama.isChecked(), "export.lmstudio": self.lmstudio.isChecked()})
+        except StudioError as error:
+            self.checks_label.setText(str(error))
+            return
+        self._schedule_checks()  # the overwrite box is not a project setting: check again here too
 
     def _choose_folder(self) -> None:
-        start = str(self.out_dir or (self.studio.run_dir or self.project.folder))
+        start = str(self.out_dir or self.project.folder)
         folder = QFileDialog.getExistingDirectory(self, "Export folder", start)
         if folder:
             self.folder.setText(folder)
-            self._changed()
+            self._controls_changed()
 
     def _run_changed(self) -> None:
         run = self.studio.run_dir
         if self.task is None:  # not while exporting: the result of this export is on its way
-            self.result = earlier_export(run, self.out_dir) if run else None
+            self.result = last_export(run, self.project) if run else None
             self._show_result(self.result)
         self.hint.setText(f"Exports run {run.name}: merges the trained weights into the 16-bit base model, "
                           "converts it to GGUF with llama.cpp's converter, quantizes each chosen type, and "
@@ -196,6 +202,7 @@ class ExportPage(Page):
 
     # --- checks ---------------------------------------------------------------------------------------
     def _schedule_checks(self) -> None:
+        self.checking.drop()  # its answer would be for the choices before this change
         self.preflight, self.checked = None, False
         self._update_buttons()
         # Only while the page is shown: the checks import transformers and llama.cpp, and a thread importing
@@ -207,42 +214,35 @@ class ExportPage(Page):
             self.checks_label.setText("")
 
     def run_checks(self) -> None:
-        if self.check_task is not None and self.check_task.is_running():
+        from studio.export import preflight_export
+
+        if self.checking.alive:
             self.check_timer.start()  # one check at a time; try again shortly
             return
         run_dir, quants, out_dir, overwrite = self.studio.run_dir, self.quants, self.out_dir, self.overwrite.isChecked()
         if run_dir is None:
             return
-        self.check_task = Task(lambda progress, cancelled: checks(run_dir, quants, out_dir, overwrite), self,
-                               needs_ml=True)
-        self.check_task.succeeded.connect(lambda answer, key=(run_dir, quants): self._checked(key, *answer))
-        self.check_task.failed.connect(self.checks_label.setText)
-        self.check_task.start()
+        self.checking.start(Task(lambda progress, cancelled: preflight_export(run_dir, quants, out_dir, overwrite),
+                                 self, needs_ml=True, on_success=self._checked,
+                                 on_failure=self.checks_label.setText))
 
-    def _checked(self, key, parameters, preflight) -> None:
-        if key != (self.studio.run_dir, self.quants):
-            return  # the choices changed while checking; the newer check will answer
-        from studio.export.preflight import estimated_size
-
-        self.parameters, self.preflight, self.checked = parameters, preflight, True
-        sizes = dict(preflight.sizes) if preflight else {}
+    def _checked(self, preflight) -> None:
+        self.preflight, self.checked = preflight, True
         for quant, box in self.quant_boxes.items():
-            size = sizes.get(quant) or (estimated_size(parameters, quant) if parameters else None)
+            size = preflight.sizes.get(quant) or estimated_size(preflight.parameters, quant)
             box.setText(quant.upper() + (f"  ~{units.file_size(size)}" if size else ""))
-        lines = []
-        if preflight is not None:
-            existing = [p for p in preflight.problems if "already exist" in p]
-            # Files from an earlier export are not an error to someone who just exported: say it plainly.
-            lines += [f"<span style='color:#e74c3c'>✗ {problem}</span>" for problem in preflight.problems
-                      if problem not in existing]
-            lines += [f"<span style='color:#e0a800'>! {warning}</span>" for warning in preflight.warnings]
-            if existing:
-                names = existing[0].split(" already exist")[0]
-                lines.append(f"Already exported: {names}. To export again, tick “Replace files of the same name” "
-                             "or choose another folder.")
-            if preflight.ok:
-                lines.append(f"✓ Ready: about {units.file_size(preflight.needed_bytes)} needed, "
-                             f"{units.file_size(preflight.free_bytes)} free.")
+        # Files from an earlier export are not an error to someone who just exported: say it plainly.
+        existing = preflight.problem("files_exist")
+        lines = [f"<span style='color:#e74c3c'>✗ {problem}</span>" for problem in preflight.problems
+                 if problem is not existing]
+        lines += [f"<span style='color:#e0a800'>! {warning}</span>" for warning in preflight.warnings]
+        if existing:
+            names = ", ".join(path.name for path in preflight.existing)
+            lines.append(f"Already exported: {names}. To export again, tick “Replace files of the same name” "
+                         "or choose another folder.")
+        if preflight.ok:
+            lines.append(f"✓ Ready: about {units.file_size(preflight.needed_bytes)} needed, "
+                         f"{units.file_size(preflight.free_bytes)} free.")
         self.checks_label.setText("<br>".join(lines))
         self._update_buttons()
         self.studio.readiness_changed.emit()
@@ -252,24 +252,20 @@ class ExportPage(Page):
         from studio.export import export_run
 
         run_dir, quants, out_dir = self.studio.run_dir, self.quants, self.out_dir
-        wanted = {"ollama": self.ollama.isChecked(), "lmstudio": self.lmstudio.isChecked(),
-                  "overwrite": self.overwrite.isChecked()}
-        accepted = inspect.signature(export_run).parameters
-        options = {k: v for k, v in wanted.items() if k in accepted}
+        options = {"ollama": self.ollama.isChecked(), "lmstudio": self.lmstudio.isChecked(),
+                   "overwrite": self.overwrite.isChecked()}
 
         def work(progress, cancelled):
             return export_run(run_dir, quants, progress, cancelled, out_dir, **options)
 
         self.result = None
         self._show_result(None)
-        self.task = Task(work, self, needs_ml=True)
-        self.task.progress.connect(self._progress)
-        self.task.succeeded.connect(self._exported)
-        self.task.failed.connect(lambda message: self.status.setText(f"Export failed: {message}"))
-        self.task.cancelled_.connect(lambda: self.status.setText("Export cancelled; no partial file was kept."))
-        self.task.finished.connect(self._export_ended)
+        self.checking.drop()
         self.studio.set_busy(True)
-        self.task.start()
+        self.task = Task(work, self, needs_ml=True, on_progress=self._progress, on_success=self._exported,
+                         on_failure=lambda message: self.status.setText(f"Export failed: {message}"),
+                         on_cancel=self.status.setText,  # the core's words: what was removed, what was kept
+                         on_finish=self._export_ended).start()
         self.status.setText("Starting…")
         self._update_buttons()
 
@@ -300,7 +296,7 @@ class ExportPage(Page):
         self.open_button.setEnabled(bool(result and result.files))
         if result is None:
             return
-        parity = getattr(result, "parity", None) or {}
+        parity = result.parity
         rows = [(q, path, parity.get(q)) for q, path in result.files.items()]
         rows += [(q, None, {"passed": False, "summary": why}) for q, why in result.failed.items()]
         for quant, path, check in rows:
@@ -319,10 +315,9 @@ class ExportPage(Page):
         lines = []
         if result.modelfile:
             lines.append(f"Ollama Modelfile: {result.modelfile}")
-        report = getattr(result, "report_path", None)
-        if report:
-            lines.append(f"Export report: {report}")
-        lines += getattr(result, "handoff", None) or []
+        if result.report_path:
+            lines.append(f"Export report: {result.report_path}")
+        lines += result.handoff
         self.modelfile.setText("\n".join(lines))
 
     @staticmethod
@@ -341,14 +336,15 @@ class ExportPage(Page):
     # --- buttons, closing -----------------------------------------------------------------------------
     def _update_buttons(self) -> None:
         exporting = self.task is not None
-        # Checked, and nothing the checks found blocks it (a core without preflight has only the size check).
+        # Checked, and nothing the checks found blocks it.
         ready = (self.studio.run_dir is not None and not self.studio.busy and bool(self.quants) and self.checked
-                 and (self.preflight is None or self.preflight.ok))
+                 and self.preflight is not None and self.preflight.ok)
         self.export_button.setEnabled(ready and not exporting)
         self.cancel_button.setEnabled(exporting)
 
     def shutdown(self) -> None:
-        for task in (self.task, self.check_task):
-            if task is not None:
-                task.cancel()
-                task.wait(30_000)
+        self.checking.drop()
+        if self.task is not None:
+            self.task.cancel()
+            self.task.wait(30_000)
+        self.checking.wait(30_000)

@@ -1,7 +1,7 @@
 """Stage 3: the method and its settings, beside a live picture of the GPU memory they need.
 
-Every control writes straight into the project. The estimate is pure arithmetic over the model's config
-(fetched once per model, never per change), so it is redrawn on every change with no visible lag."""
+Every control changes the project through `studio.apply`. The estimate is pure arithmetic over the model's
+config, computed once per change by the shared Studio (ui.context), so it is redrawn with no visible lag."""
 from __future__ import annotations
 
 from dataclasses import fields
@@ -12,13 +12,12 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
                                QVBoxLayout, QWidget)
 
 from studio.errors import StudioError
-from studio.plan import ADVICE, auto_fit, estimate, verdict
-from studio.presets import apply_changes, apply_preset, list_presets
+from studio.plan import ADVICE, auto_fit
+from studio.presets import list_presets, preset_changes
 from studio.project import PRECISIONS, SCHEDULERS, TrainSettings
 from studio.vocabulary import METHODS, OPTIMIZERS
 from ui.pages import Page
 from ui.theme import role_label
-from ui.widgets.plan_gpu import planning_gpu
 from ui.widgets.sci_spin import ScientificSpinBox
 from ui.widgets.vram_panel import VramPanel
 
@@ -68,11 +67,6 @@ class MethodPage(Page):
     def __init__(self, studio):
         super().__init__(studio)
         self._loading = False
-        self._config_name: str | None = None
-        self._config: dict | None = None
-        self._config_problem = ""
-        self.estimate = None
-        self.verdict = None
         self.controls: dict[str, QWidget] = {}  # "train.batch_size" -> its control
         layout = QHBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
@@ -99,11 +93,11 @@ class MethodPage(Page):
         scroll.setWidget(self.settings_panel)
         layout.addWidget(scroll, 1)
         self.panel = VramPanel()
-        self.panel.plan_for.changed.connect(self.update_estimate)
+        self.panel.plan_for.changed.connect(studio.set_planned_size)
         self.panel.fix_chosen.connect(self.apply_fix)
         self.panel.auto_fit_button.clicked.connect(self.auto_fit_batch)
         layout.addWidget(self.panel)
-        studio.project_edited.connect(self.update_estimate)
+        studio.plan_changed.connect(self.show_plan)
         studio.gpu_detected.connect(self._gpu_detected)
         studio.busy_changed.connect(self._busy)
 
@@ -247,13 +241,25 @@ class MethodPage(Page):
 
     # --- project <-> controls ------------------------------------------------------------------------
     def load_project(self) -> None:
+        """Every control from the project, and the alpha link (after New / Open, a preset or a fix)."""
+        self.project_changed(frozenset(self.controls) | {"method.method"})
+        self._loading = True
+        self.alpha_auto.setChecked(self.project.method.alpha == 2 * self.project.method.rank)
+        self.alpha.setEnabled(not self.alpha_auto.isChecked())
+        self._loading = False
+        self.show_plan()
+
+    def project_changed(self, keys) -> None:
+        """The controls of the settings that changed, here or elsewhere (the Data page's cutoff, a fix)."""
         self._loading = True
         try:
             p = self.project
-            self.method_buttons[p.method.method].setChecked(True)
-            for key, widget in self.controls.items():
+            if "method.method" in keys:
+                self.method_buttons[p.method.method].setChecked(True)
+                self.adapter_box.setEnabled(not METHODS[p.method.method].trains_base)
+            for key in keys & self.controls.keys():
                 section, _, name = key.partition(".")
-                value = getattr(getattr(p, section), name)
+                value, widget = getattr(getattr(p, section), name), self.controls[key]
                 if isinstance(widget, QCheckBox):
                     widget.setChecked(bool(value))
                 elif isinstance(widget, QComboBox):
@@ -262,12 +268,8 @@ class MethodPage(Page):
                     widget.setText(", ".join(value))
                 else:
                     widget.setValue(value)
-            self.alpha_auto.setChecked(p.method.alpha == 2 * p.method.rank)
-            self.alpha.setEnabled(not self.alpha_auto.isChecked())
-            self.adapter_box.setEnabled(not METHODS[p.method.method].trains_base)
         finally:
             self._loading = False
-        self.update_estimate()
 
     def _value(self, key: str):
         widget = self.controls[key]
@@ -285,52 +287,45 @@ class MethodPage(Page):
         change = {key: self._value(key)}
         if key == "method.rank" and self.alpha_auto.isChecked():
             change["method.alpha"] = 2 * change[key]
-        self._set_many(change)
+        self._apply(change)
 
     def _set(self, key: str, value) -> None:
         if not self._loading:
-            self._set_many({key: value})
+            self._apply({key: value})
 
-    def _set_many(self, change: dict, reload: bool = False) -> bool:
-        """Write a change into the project; the controls follow when something else than one control moved."""
+    def _apply(self, change: dict) -> bool:
+        """Change the project; the controls follow (project_changed), or say why the value is refused."""
         try:
-            apply_changes(self.project, change)
+            self.studio.apply(change)
         except StudioError as error:
             self.message.setText(str(error))
             return False
         self.message.setText("")
-        if reload or "method.method" in change:
-            self.load_project()
-        elif "method.alpha" in change:  # the rank moved alpha with it
-            self._loading = True
-            self.alpha.setValue(self.project.method.alpha)
-            self._loading = False
-        self.studio.edited()
         return True
 
     def _alpha_auto_toggled(self, on: bool) -> None:
         self.alpha.setEnabled(not on)
         if on and not self._loading:
-            self._set_many({"method.alpha": 2 * self.project.method.rank})
+            self._apply({"method.alpha": 2 * self.project.method.rank})
 
     def apply_preset(self, name: str) -> None:
-        apply_preset(self.project, name)
-        self.load_project()
-        self.studio.edited()
+        if self._apply(preset_changes(self.project, name)):
+            self.load_project()
 
     def apply_fix(self, change: dict) -> None:
-        self._set_many(change, reload=True)
+        if self._apply(change):
+            self.load_project()
 
     def auto_fit_batch(self) -> None:
-        if self._config is None:
+        plan = self.studio.plan
+        if plan.config is None:
             return
-        gpu = planning_gpu(self.studio.gpu)
-        change = auto_fit(self._config, self.project, gpu)
+        change = auto_fit(plan.config, self.project, plan.gpu)
         if not change:
             self.message.setText("Even a batch of 1 does not fit this GPU: use one of the changes listed "
                                  "under the memory bar, or a smaller model.")
             return
-        self._set_many(change, reload=True)
+        self.apply_fix(change)
 
     # --- the estimate --------------------------------------------------------------------------------
     def _gpu_detected(self, gpu) -> None:
@@ -339,36 +334,22 @@ class MethodPage(Page):
             if method.quantized_base:  # bitsandbytes quantizes on NVIDIA GPUs only
                 note = "" if gpu is not None and gpu.available else "  (needs an NVIDIA GPU; none found here)"
                 self.method_buttons[method.name].setText(method.label + note)
-        self.update_estimate()
 
-    def model_config(self) -> dict | None:
-        """The base model's config, read once per model name (a catalog entry, a folder, or the Hub cache)."""
-        from studio.catalog import config_for
+    @property
+    def estimate(self):
+        return self.studio.plan.estimate
 
-        name = self.project.model.name
-        if name != self._config_name:
-            self._config_name, self._config, self._config_problem = name, None, ""
-            try:
-                self._config = config_for(name, self.project)
-            except StudioError as error:
-                self._config_problem = str(error)
-        return self._config
+    @property
+    def verdict(self):
+        return self.studio.plan.verdict
 
-    def update_estimate(self) -> None:
-        config = self.model_config()
-        self.estimate = self.verdict = None
-        if config is None:
-            self.panel.show_nothing(self._config_problem or "The estimate appears once the base model is on this "
+    def show_plan(self) -> None:
+        plan = self.studio.plan
+        if plan.estimate is None:
+            self.panel.show_nothing(plan.problem or "The estimate appears once the base model is on this "
                                     "computer, or when you pick a model from the catalog.")
-            return
-        try:
-            self.estimate = estimate(config, self.project)
-        except StudioError as error:
-            self.panel.show_nothing(str(error))
-            return
-        gpu = planning_gpu(self.studio.gpu)
-        self.verdict = verdict(self.estimate, gpu)
-        self.panel.show_estimate(self.estimate, self.verdict, gpu)
+        else:
+            self.panel.show_estimate(plan.estimate, plan.verdict, plan.gpu)
 
     @property
     def estimate_label(self):

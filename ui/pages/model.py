@@ -10,14 +10,15 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayo
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from studio import units
-from studio.catalog import config_for, find, list_models, on_this_computer
+from studio.catalog import find, list_models, on_this_computer
 from studio.errors import StudioError
-from studio.plan import estimate, shape_from_config, verdict
+from studio.hub import is_hub_id
+from studio.plan import estimate
 from studio.plan.fit import status_of
+from ui.context import touches
 from ui.pages import Page
 from ui.tasks import Task
 from ui.theme import role_label
-from ui.widgets.plan_gpu import planning_gpu
 from ui.widgets.vram_panel import STATUS_ROLE, set_role
 
 COLUMNS = ("Model", "Size", "Licence", "Context", "Chat template", "On this computer", "Fits?")
@@ -32,7 +33,6 @@ class ModelPage(Page):
         super().__init__(studio)
         self.models = list_models()
         self.local: dict[str, bool] = {m.id: m.embedded for m in self.models}  # downloaded already?
-        self.verdict = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
         layout.setSpacing(10)
@@ -50,8 +50,7 @@ class ModelPage(Page):
         layout.addWidget(self.message)
         layout.addWidget(self._build_details())
         self.table.itemSelectionChanged.connect(self._row_chosen)
-        studio.project_edited.connect(self.refresh_verdicts)
-        studio.gpu_detected.connect(lambda gpu: self.refresh_verdicts())
+        studio.plan_changed.connect(self.refresh_verdicts)
         studio.busy_changed.connect(lambda busy: self.setEnabled(not busy))
         self._local_task = None
         self._closed = False
@@ -121,12 +120,19 @@ class ModelPage(Page):
         self.message.setText("")
         self.refresh_verdicts()
 
+    def project_changed(self, keys) -> None:
+        if touches(keys, "model."):
+            self.load_project()
+
+    @property
+    def verdict(self):
+        return self.studio.plan.verdict
+
     def choose(self, name: str) -> None:
         if name == self.project.model.name:
             return
-        self.project.model.name = name
         self.message.setText("")
-        self.studio.edited()
+        self.studio.apply({"model.name": name})
 
     def _row_chosen(self) -> None:
         rows = self.table.selectionModel().selectedRows()
@@ -152,8 +158,7 @@ class ModelPage(Page):
 
     def _use_hub_id(self) -> None:
         name = self.hub_id.text().strip()
-        parts = name.split("/")
-        if len(parts) != 2 or not all(parts):
+        if not is_hub_id(name):
             self.message.setText(f"{name!r} is not a Hub id: it looks like owner/model, "
                                  "for example Qwen/Qwen2.5-1.5B-Instruct.")
             return
@@ -173,9 +178,7 @@ class ModelPage(Page):
         def work(progress, cancelled):
             return {m.id: on_this_computer(m) for m in self.models}
 
-        self._local_task = Task(work, self)
-        self._local_task.succeeded.connect(self._show_local_copies)
-        self._local_task.start()
+        self._local_task = Task(work, self, on_success=self._show_local_copies).start()
 
     def _show_local_copies(self, local: dict) -> None:
         self.local = local
@@ -196,7 +199,7 @@ class ModelPage(Page):
     def refresh_verdicts(self) -> None:
         if not self.isVisible():
             return  # the Method page edits many times a second; this page catches up when shown
-        gpu = planning_gpu(self.studio.gpu)
+        gpu = self.studio.plan.gpu
         for row, model in enumerate(self.models):
             try:
                 status = status_of(estimate(model.config, self.project).total_bytes, gpu.free_bytes)
@@ -214,35 +217,23 @@ class ModelPage(Page):
         name = self.project.model.name
         entry = find(name)
         self.chosen_label.setText(f"Base model: {entry.name if entry else name}")
-        self.verdict = None
-        try:
-            config = config_for(name, self.project)
-        except StudioError as error:
-            config, problem = None, str(error)
-        else:
-            problem = ("Not on this computer yet, so its size is unknown: it is downloaded when training starts "
-                       "(this needs an internet connection).")
-        if config is None:
-            self.shape_label.setText(problem)
+        plan = self.studio.plan
+        if plan.estimate is None:
+            self.shape_label.setText(plan.problem or "Not on this computer yet, so its size is unknown: it is "
+                                     "downloaded when training starts (this needs an internet connection).")
             self.verdict_label.setText("")
             return
-        try:
-            shape = shape_from_config(config)
-            self.verdict = verdict(estimate(config, self.project), gpu)
-        except StudioError as error:
-            self.shape_label.setText(str(error))
-            self.verdict_label.setText("")
-            return
+        shape = plan.estimate.shape
         facts = [f"{units.parameters(shape.total_params)} parameters", f"{shape.layers} layers",
                  f"hidden size {shape.hidden}", f"{shape.vocab:,}-token vocabulary", f"model type {shape.family}"]
         if entry is not None:
             facts += [f"licence {entry.license}", f"context {entry.context_length:,} tokens"]
         self.shape_label.setText(" · ".join(facts) + (f"\n{entry.note}" if entry and entry.note else ""))
-        sentence = self.verdict.sentence
-        if self.verdict.fixes:  # the fixes themselves are offered on the Method page, beside the controls
+        sentence = plan.verdict.sentence
+        if plan.verdict.fixes:  # the fixes themselves are offered on the Method page, beside the controls
             sentence = sentence.rstrip(":") + " (the Method page offers them)."
         self.verdict_label.setText(f"With {self.project.method.method} and the Method page's settings: {sentence}")
-        set_role(self.verdict_label, STATUS_ROLE.get(self.verdict.status, "hint"))
+        set_role(self.verdict_label, STATUS_ROLE.get(plan.verdict.status, "hint"))
 
     def readiness(self):
         name = self.project.model.name

@@ -1,9 +1,9 @@
 """Stage 5: ask the fine-tuned model and the base model the same question, side by side, both streamed.
 
-The fine-tuned side prefers an exported GGUF of the current run (what users will actually run), else the
-trained adapter on the 16-bit base through transformers. Models load once, on a background Task, and stay
-loaded until the run or the base model changes. The held-out list holds rows the run never trained on,
-each with the dataset's own answer to compare against."""
+The fine-tuned side prefers an exported GGUF of the current run (what users will actually run), found where
+the export wrote it, else the trained adapter on the 16-bit base through transformers (studio.chat decides).
+Models load once, on a background Task, and stay loaded until the run or the base model changes. The held-out
+list holds rows the run never trained on, each with the dataset's own answer to compare against."""
 from __future__ import annotations
 
 import threading
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QLis
                                QSplitter, QVBoxLayout, QWidget)
 
 from studio.chat import load_chat, tuned_source
+from ui.context import touches
 from ui.pages import Page
 from ui.tasks import Task
 from ui.theme import role_label
@@ -22,7 +23,6 @@ from ui.widgets.chat_pane import ChatPane
 
 MAX_TOKENS = 200
 HELD_OUT_SHOWN = 30
-STATUS = -1.0  # a Task progress "fraction" that marks a status line rather than a piece of the answer
 
 
 class TestPage(Page):
@@ -97,13 +97,18 @@ class TestPage(Page):
 
     # --- page protocol --------------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, str]:
-        source = tuned_source(self.studio.run_dir) if not self.studio.busy else None
+        source = tuned_source(self.studio.run_dir, self.project) if not self.studio.busy else None
         if source is None:
             return False, "train a run first"
         return True, "GGUF ready to chat" if source[0] == "gguf" else "adapter ready to chat"
 
     def load_project(self) -> None:
         self._run_changed(self.studio.run_dir)
+
+    def project_changed(self, keys) -> None:
+        if touches(keys, "model.", "export.output_dir", "data.system_prompt"):  # what is asked, and where
+            self._release_unused_models()
+            self._describe_sources()
 
     # --- run and models -------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -133,10 +138,8 @@ class TestPage(Page):
             from studio.heldout import held_out_examples
             return held_out_examples(run_dir, HELD_OUT_SHOWN)
 
-        self._examples_task = Task(work, self, needs_ml=True)
-        self._examples_task.succeeded.connect(self._show_examples)
-        self._examples_task.failed.connect(lambda message: self.reference.setText(message))
-        self._examples_task.start()
+        self._examples_task = Task(work, self, needs_ml=True, on_success=self._show_examples,
+                                   on_failure=self.reference.setText).start()
 
     def _show_examples(self, examples) -> None:
         self.held_out.clear()
@@ -149,7 +152,7 @@ class TestPage(Page):
             self.held_out.addItem("(this run holds no examples out: set an eval fraction on the Data page)")
 
     def _describe_sources(self) -> None:
-        source = tuned_source(self.studio.run_dir)
+        source = tuned_source(self.studio.run_dir, self.project)
         if source is None:
             self.tuned.source.setText("No trained run yet: train one on the Train page.")
         elif source[0] == "gguf":
@@ -166,7 +169,7 @@ class TestPage(Page):
 
     def _sources(self) -> dict[str, tuple]:
         sources = {"base": ("hf", self.project.model.name)}
-        tuned = tuned_source(self.studio.run_dir)
+        tuned = tuned_source(self.studio.run_dir, self.project)
         if tuned:
             sources["tuned"] = tuned
         return sources
@@ -220,27 +223,21 @@ class TestPage(Page):
         for side, key in self._sources().items():
             pane = self.panes[side]
             pane.ask(question)
-            task = Task(self._answer_work(key, base_name, messages), self, needs_ml=True)
-            task.progress.connect(lambda text, fraction, p=pane: p.note(text) if fraction == STATUS else p.add(text))
-            task.failed.connect(lambda message, p=pane: p.note(message))
-            task.cancelled_.connect(lambda p=pane: p.note("stopped"))
-            task.finished.connect(lambda s=side: self._answer_done(s))
-            self.tasks[side] = task
-            task.start()
+            self.tasks[side] = Task(self._answer_work(key, base_name, messages), self, needs_ml=True, stream=True,
+                                    on_progress=lambda status, fraction, p=pane: p.note(status), on_item=pane.add,
+                                    on_failure=pane.note, on_cancel=lambda why, p=pane: p.note("stopped"),
+                                    on_finish=lambda s=side: self._answer_done(s)).start()
         if "tuned" not in self.tasks:
             self.tuned.ask(question)
             self.tuned.note("no trained run yet")
         self._update_buttons()
 
     def _answer_work(self, key, base_name, messages):
+        """On the Task's thread: load the model if needed (saying so), then the answer, piece by piece."""
         def work(progress, cancelled):
             if key not in self.chats:
-                progress("loading the model…", STATUS)
-            chat = self._chat(key, base_name)
-            for piece in chat.stream(messages, max_tokens=MAX_TOKENS):
-                if cancelled():
-                    break
-                progress(piece, 1.0)
+                progress("loading the model…", 0.0)
+            return self._chat(key, base_name).stream(messages, max_tokens=MAX_TOKENS)
         return work
 
     def _answer_done(self, side: str) -> None:

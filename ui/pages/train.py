@@ -1,7 +1,8 @@
 """Stage 4: training in the worker process, followed live.
 
-The worker is its own process (studio.train.launch); a QThread reads its event stream and hands each event
-to the GUI thread, which only appends numbers and log lines; the charts and the log redraw on a timer."""
+The worker is its own process (studio.train.launch); a Task reads its event stream and hands each event to
+the GUI thread, which only appends numbers and log lines; the charts and the log redraw on a timer. How a run
+ended and what Resume would do are read from its events by studio.train.state."""
 from __future__ import annotations
 
 import os
@@ -9,39 +10,23 @@ import subprocess
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QMessageBox, QPlainTextEdit,
                                QProgressBar, QPushButton, QSplitter, QVBoxLayout)
 
 from studio.errors import StudioError
-from studio.project import save_project
 from studio.train.launch import unexpected_end
-from studio.train.runs import EVENTS_FILE, latest_checkpoint
+from studio.train.runs import EVENTS_FILE, latest_checkpoint, list_runs
+from studio.train.state import RunState, read_run
 from ui.pages import Page
+from ui.tasks import Task
 from ui.theme import role_label
 from ui.widgets.plots import TrainingPlots
-from studio.train.state import RunState, list_runs, read_run
 
 LOG_LINES = 3000  # the log view keeps the newest lines; events.jsonl keeps them all
 WORKER_NICENESS = 10  # below the window's priority, above idle work
 STOP_WAIT_S = 30  # on close: how long a stop-and-save may take before the worker is ended hard
-
-
-class TrainingWatcher(QObject):
-    """Reads the worker's events on a QThread and hands each to the GUI thread as a signal."""
-
-    event = Signal(dict)
-    finished = Signal()
-
-    def __init__(self, process):
-        super().__init__()
-        self.process = process
-
-    def run(self) -> None:
-        for event in self.process.events():
-            self.event.emit(event)
-        self.finished.emit()
 
 
 def lower_priority(pid: int) -> None:
@@ -67,7 +52,7 @@ class TrainPage(Page):
     def __init__(self, studio):
         super().__init__(studio)
         self.process = None
-        self.thread = None
+        self.watching: Task | None = None  # reads the worker's events until it ends
         self.final_event: dict | None = None
         self._killed = False  # "Stop now" ended the process: no done event is expected
         self.started_at = 0.0
@@ -168,15 +153,13 @@ class TrainPage(Page):
 
     @property
     def running(self) -> bool:
-        return self.process is not None and self.thread is not None and self.thread.isRunning()
+        return self.process is not None and self.watching is not None and self.watching.is_running()
 
     # --- the run picker -------------------------------------------------------------------------------
     def _fill_runs(self) -> None:
-        from studio.train.runs import runs_root
-
         self._picking = True
         self.runs.clear()
-        for run_dir in list_runs(runs_root(self.project)):
+        for run_dir in list_runs(self.project):
             self.runs.addItem(f"{run_dir.name} — {self._read(run_dir).describe()}", str(run_dir))
         if self.runs.count() == 0:
             self.runs.addItem("(no runs yet)", None)
@@ -224,7 +207,7 @@ class TrainPage(Page):
         else:
             for event in self.state.events:
                 self._take(event)
-            self.status.setText(self._ended_text(self.state))
+            self.status.setText(self.state.summary())
             events = self.state.events
             if len(events) > 1:
                 self.timing.setText(f"took {clock(events[-1]['time'] - events[0]['time'])}")
@@ -239,8 +222,7 @@ class TrainPage(Page):
 
         try:
             if self.project.path:
-                save_project(self.project)
-                self.studio.dirty = False
+                self.studio.save()
             process = start_training(self.project)
         except StudioError as error:
             self._show_problem({"message": str(error)})
@@ -265,14 +247,8 @@ class TrainPage(Page):
             self.plots.clear()
             self.log.clear()
         self._pending_log.append(f"— {'Started' if fresh else 'Resumed'} {process.run_dir} —")
-        self.thread = QThread(self)
-        self.watcher = TrainingWatcher(process)
-        self.watcher.moveToThread(self.thread)
-        self.thread.started.connect(self.watcher.run)
-        self.watcher.event.connect(self.on_event)
-        self.watcher.finished.connect(self.thread.quit)
-        self.thread.finished.connect(self._training_ended)
-        self.thread.start()
+        self.watching = Task(lambda progress, cancelled: process.events(), self, stream=True,
+                             on_item=self.on_event, on_finish=self._training_ended).start()
         self.status.setText("Starting the training process (loading the libraries takes a few seconds)…")
         self.studio.set_busy(True)
         if fresh:
@@ -340,17 +316,13 @@ class TrainPage(Page):
 
     def _training_ended(self) -> None:
         process, final = self.process, self.final_event
-        self.thread = None
+        self.watching = None
         self.studio.set_busy(False)
         if final is None and not self._killed:  # no done/error event and not stopped by us: it crashed
-            checkpoint = latest_checkpoint(process.run_dir)
-            after = (f"Resume continues from the checkpoint at step {checkpoint.name.split('-')[-1]}."
-                     if checkpoint else "No checkpoint was saved yet; start a new run.")
-            problem = unexpected_end(process)
-            self._show_problem({**problem, "message": f"{problem['message']} {after}"})
+            self._show_problem(unexpected_end(process))
         self.process = None
         self._fill_runs_after(process.run_dir)
-        self.status.setText(self._ended_text(self.state) if self.state else "Ended.")
+        self.status.setText(self.state.summary() if self.state else "Ended.")
         self._update_buttons()
 
     def _fill_runs_after(self, run_dir) -> None:
@@ -361,18 +333,6 @@ class TrainPage(Page):
             self.fix = problem[1]
             self.fix_button.setVisible(bool(self.fix))
             self.problem.show()
-
-    def _ended_text(self, state: RunState) -> str:
-        if state.finished:
-            loss = next((e.get("final_loss") for e in reversed(state.events) if e["type"] == "done"), None)
-            return f"Finished {state.total_steps} steps." + (f" Final loss {loss:.3f}." if loss is not None else "")
-        if state.stopped:
-            return f"Stopped and saved at step {state.step} of {state.total_steps}; Resume continues it."
-        if state.error:
-            return "Training stopped with a problem (see below)."
-        if state.resumable:
-            return f"Interrupted at step {state.step}; Resume continues from the last checkpoint."
-        return f"Interrupted at step {state.step} before any checkpoint; start a new run."
 
     # --- problems and fixes ---------------------------------------------------------------------------
     def _show_problem(self, event: dict) -> None:
@@ -390,15 +350,15 @@ class TrainPage(Page):
         """Write the error's suggested change into the project, so the next Start uses it."""
         if not self.fix:
             return
-        for key, value in self.fix.items():
-            section, name = key.split(".", 1)
-            setattr(getattr(self.project, section), name, value)
+        try:
+            self.studio.apply(self.fix)  # the other pages' controls follow
+        except StudioError as error:
+            self.problem_text.setText(str(error))
+            return
         changes = ", ".join(f"{k} = {v}" for k, v in self.fix.items())
         self.fix = None
         self.fix_button.setVisible(False)
         self.problem_text.setText(f"Applied to the project: {changes}. Start training again to use it.")
-        self.studio.edited()
-        self.studio.project_loaded.emit()  # the other pages reload their controls from the changed project
 
     # --- buttons, closing -----------------------------------------------------------------------------
     def _update_buttons(self) -> None:
@@ -426,6 +386,5 @@ class TrainPage(Page):
                 self.process.process.wait(timeout=STOP_WAIT_S)
             except subprocess.TimeoutExpired:  # a step (or the save) takes too long: end it
                 self.process.kill()
-        if self.thread is not None:
-            self.thread.quit()
-            self.thread.wait(5000)
+        if self.watching is not None:
+            self.watching.wait(5000)
