@@ -18,6 +18,7 @@ from studio.console import Bar, print_export_plan, print_export_result, print_tr
 from studio.data.command import register as register_data
 from studio.errors import StudioError
 from studio.plan.command import register as register_plan
+from studio.vocabulary import METHODS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -168,7 +169,7 @@ def build_parser(*more: Callable) -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--data", help="the training data file")
     p.add_argument("--model", help="base model: a folder, a Hub id, or embedded:SmolLM2-135M-Instruct")
-    p.add_argument("--method", help="full, lora, qlora, lora8bit or dora (default lora)")
+    p.add_argument("--method", help=f"one of: {', '.join(METHODS)} (default lora)")
     p.add_argument("--preset", help="start from a preset, as on the Method page: 'Quick test', 'Balanced', 'Max quality'")
     p.add_argument("--starter", action="store_true",
                    help="the app's starter project: the embedded model on the pirate sample, ready to train")

@@ -16,9 +16,9 @@ import tomli_w
 
 from studio.errors import ProjectError
 from studio.fileio import atomic_write_text
-from studio.vocabulary import METHODS, OPTIMIZERS, QUANT_TYPES
+from studio.vocabulary import METHODS, OPTIMIZERS, QUANT_TYPES, ROW_FORMATS
 
-DATA_FORMATS = ("auto", "messages", "sharegpt", "alpaca", "prompt_completion", "text")
+DATA_FORMATS = ("auto", *ROW_FORMATS)
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"

@@ -1,4 +1,5 @@
-"""The studio's vocabularies, each in one table: training methods, optimizers and GGUF quantization types.
+"""The studio's vocabularies, each in one table: training methods, optimizers, GGUF quantization types and the
+layouts a row of training data may have.
 
 Every other module takes its names and facts from here: the project file checks its values against these
 tables, the memory planner reads how each method stores its base and how much state each optimizer keeps, the
@@ -8,6 +9,9 @@ A new method, optimizer or quant type starts with one entry here. Pure data: not
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# How a row of training data is laid out; studio.data.formats detects and reads each ("auto" in a project: detect).
+ROW_FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "text")
 
 
 @dataclass(frozen=True)

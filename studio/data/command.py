@@ -9,6 +9,7 @@ import json
 import sys
 
 from studio.errors import Cancelled, StudioError
+from studio.vocabulary import ROW_FORMATS
 
 USABLE, UNUSABLE = 0, 2
 
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
     inspect.add_argument("file", help="a .jsonl/.json/.csv/.tsv/.parquet/.txt file, dataset folder or Hub id")
     inspect.add_argument("--model", help="also count tokens with this model's tokenizer and chat template")
     inspect.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    inspect.add_argument("--format", default="auto", help="messages, sharegpt, alpaca, prompt_completion or text")
+    inspect.add_argument("--format", default="auto", help=f"one of: {', '.join(ROW_FORMATS)} (default: detect)")
     inspect.add_argument("--column", action="append", default=[], metavar="FIELD=COLUMN",
                          help="map a format field to a column, e.g. --column prompt=question")
     inspect.add_argument("--max-seq-len", type=int, default=1024, help="the sequence-length cutoff (tokens)")

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from studio.errors import DataError
+from studio.vocabulary import ROW_FORMATS
 
-FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "text")
+FORMATS = ROW_FORMATS
 # The roles each format's mapping can name; the first ones are required.
 FIELDS = {"messages": ("messages",), "sharegpt": ("conversations",),
           "alpaca": ("instruction", "output", "input", "system"),

@@ -54,6 +54,12 @@ class InspectReport:
                 f"{skipped} with problems")
         return text + (f", {self.duplicates} duplicates." if self.duplicates else ".")
 
+    def duplicate_messages(self) -> list[str]:
+        """A sentence for each duplicate found (the first 100), naming the file and both rows."""
+        name = Path(self.path).name
+        return [f"{name}, {self.unit} {row} repeats {self.unit} {earlier} (a duplicate)."
+                for row, earlier in self.duplicate_rows]
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["preview"] = [row._asdict() for row in self.preview]

@@ -1,4 +1,5 @@
-"""Short plain-language texts the GUI shows next to each choice, from the practice the product is built on."""
+"""Short plain-language texts shown next to each choice (the Method page's hints and tooltips), from the practice
+the product is built on."""
 from __future__ import annotations
 
 from studio.vocabulary import METHODS
@@ -31,6 +32,21 @@ ADVICE = {
     "eval": ("Keep an evaluation split (about 10%) and watch its loss: when it rises while the training loss "
              "falls, the model is memorizing. Test general questions too: fine-tuning can make a model forget."),
     "merge": "Merge the adapter into the 16-bit base model, never into a 4-bit one, before exporting a GGUF.",
+    "dropout": ("Dropout switches off a random share of the adapter's inputs while training, so it cannot "
+                "memorize. 0.05 is usual; 0 for very large datasets, 0.1 for very small ones."),
+    "target_modules": ("Which layers get an adapter. \"all-linear\" (every linear layer of every block) learns "
+                       "best; a comma-separated list such as q_proj, v_proj trains fewer values."),
+    "epochs": "How many times training goes through the whole dataset. 1-3 is usual; more risks memorizing.",
+    "max_steps": ("Stop after this many optimizer steps whatever the epochs say (0: use the epochs). "
+                  "Handy for a quick test."),
+    "lr_scheduler": ("How the learning rate changes over the run: cosine and linear slowly lower it to zero "
+                     "after a short warm-up, which usually ends with a lower loss."),
+    "warmup_ratio": ("The share of the run at the start during which the learning rate climbs from zero, so "
+                     "the first, noisy steps do not damage the model."),
+    "weight_decay": ("Pulls trained values gently towards zero. 0 is usual for LoRA; 0.01-0.1 for full "
+                     "fine-tuning."),
+    "precision": "The number format of training. auto picks bf16 on GPUs that support it, else fp16 or fp32.",
+    "seed": "The random seed: the same seed, data and settings give the same run.",
 }
 
 
@@ -39,6 +55,5 @@ def method_advice(method: str) -> str:
 
 
 def advice(topic: str) -> str:
-    """Advice for "rank", "alpha", "learning_rate", "cutoff", "batch", "gradient_checkpointing",
-    "offload_checkpoints", "packing", "lean_loss", "optimizer", "eval" or "merge"."""
+    """Advice on a topic of ADVICE: a setting ("rank", "cutoff", "batch", "seed", ...), "eval" or "merge"."""
     return ADVICE.get(topic, "")

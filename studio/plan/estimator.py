@@ -444,7 +444,8 @@ def _assumptions(run: _Run, paged: int, peak: _Peak, early_peak: int) -> list[st
 def _layer_bytes(shape: Shape, s: PlanSettings, targets, c: int, a: int) -> int:
     """Bytes autograd keeps for the backward pass, per token, in one decoder block."""
     h, I, H, K, d = shape.hidden, shape.intermediate, shape.heads, shape.kv_heads, shape.head_dim
-    full = s.method == "full"
+    method = METHODS[s.method]
+    full = method.trains_base
     norm_train = c * h if full else 0
     if shape.norm_fp32_weight and full:
         norm_train = 4 * h  # gemma multiplies in fp32 and keeps that product
@@ -460,7 +461,7 @@ def _layer_bytes(shape: Shape, s: PlanSettings, targets, c: int, a: int) -> int:
     # MLP: gate, up and the activation's output
     total += 3 * c * I
     # inputs kept for the weight gradient of trainable linears, or by bitsandbytes' 8-bit matmul
-    if full or s.method == "lora8bit":
+    if full or method.base == "int8":
         total += c * (2 * h + I)
     read = set()  # the block's own tensors that adapters read uncast and undropped (kept once each)
     for lin in targets:  # LoRA / DoRA branches
@@ -473,7 +474,7 @@ def _layer_bytes(shape: Shape, s: PlanSettings, targets, c: int, a: int) -> int:
             shared = source in read or (source == "attention output" and not s.masked_attention)
             read.add(source)
             keep = a * s.rank + (0 if shared else a * lin.d_in)
-        if s.method == "dora":
+        if method.adapter == "dora":
             # the LoRA output (fp32) and the base output: the block's own with no dropout, else
             # recomputed in fp32 from the dropped-out input
             keep += a * lin.d_out + (a if s.dropout > 0 else c) * lin.d_out
@@ -490,7 +491,7 @@ _ADAPTER_INPUT = {"q_proj": "attention norm", "k_proj": "attention norm", "v_pro
 def _first_layer_credit(shape: Shape, s: PlanSettings, targets) -> int:
     """Per token: with a frozen embedding nothing before the first adapter needs a gradient, so the first
     block's input norm and the dropout masks of the adapters reading it are not kept."""
-    if s.method == "full":
+    if METHODS[s.method].trains_base:
         return 0
     credit = 4 * shape.hidden
     if s.dropout > 0:
@@ -507,7 +508,7 @@ def _adafactor_full(shape: Shape) -> int:
 
 
 def _adafactor_values(shape: Shape, targets, s: PlanSettings) -> int:
-    per_layer = sum(2 * s.rank + lin.d_in + lin.d_out + (lin.d_out if s.method == "dora" else 0)
+    per_layer = sum(2 * s.rank + lin.d_in + lin.d_out + (lin.d_out if METHODS[s.method].adapter == "dora" else 0)
                     for lin in targets)
     return shape.layers * per_layer
 

@@ -104,7 +104,7 @@ def _shorter_cutoff(s: PlanSettings) -> list[dict]:
 
 
 def _qlora(s: PlanSettings) -> list[dict]:
-    if s.method == "qlora":
+    if METHODS[s.method].base == "nf4":  # a 4-bit base already
         return []
     return [{"method.method": "qlora", **({"method.rank": 16} if METHODS[s.method].trains_base else {})}]
 

@@ -45,15 +45,15 @@ def load_model(project, model_dir: Path, device: str, precision: str):
     from studio.train import attention
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
-    method = project.method.method
+    method = METHODS[project.method.method]
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     kwargs = {"dtype": dtype, "attn_implementation": attention.pick(project, device, dtype, config)}
-    if method == "qlora":
+    if method.base == "nf4":
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype)
-    elif method == "lora8bit":
+    elif method.base == "int8":
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
     if device == "cuda":
@@ -62,7 +62,7 @@ def load_model(project, model_dir: Path, device: str, precision: str):
     # No prepare_model_for_kbit_training: it upcasts the embeddings and output head to fp32, which costs
     # gigabytes on 150k-vocabulary models; bf16 compute with LoRA in fp32 trains stably without it (and the
     # memory planner assumes exactly this).
-    if method == "full":
+    if method.trains_base:
         return model
     from peft import LoraConfig, get_peft_model
 
@@ -70,7 +70,7 @@ def load_model(project, model_dir: Path, device: str, precision: str):
     lora = LoraConfig(
         r=project.method.rank, lora_alpha=project.method.alpha, lora_dropout=project.method.dropout,
         target_modules="all-linear" if targets == ["all-linear"] else targets,
-        use_dora=(method == "dora"), task_type="CAUSAL_LM")
+        use_dora=method.adapter == "dora", task_type="CAUSAL_LM")
     return get_peft_model(model, lora)
 
 
@@ -214,7 +214,7 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     stopped = (run_dir / STOP_FILE).exists()
-    out_dir = run_dir / ("model" if project.method.method == "full" else "adapter")
+    out_dir = run_dir / ("model" if METHODS[project.method.method].trains_base else "adapter")
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)

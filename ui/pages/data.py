@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
 from studio.data.findings import Findings, inspect_project_data
+from studio.data.readers import KINDS
 from studio.data.split import MIN_ROWS_TO_SPLIT
 from studio.errors import StudioError
 from studio.plan import ADVICE
@@ -27,7 +28,7 @@ from ui.widgets.token_view import TokenView
 # What the findings depend on: a change to one of these reads the file again; to the others below, only redraws.
 READ_FROM = ("data.train_file", "data.format", "data.columns", "data.train_on", "data.system_prompt", "model.")
 DRAWN_FROM = ("train.max_seq_len", "train.seed", "data.eval_fraction", "data.drop_duplicates")
-DATA_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt);;All files (*)"
+DATA_FILTER = f"Datasets ({' '.join('*' + suffix for suffix in KINDS)});;All files (*)"  # what the readers read
 
 
 class DataPage(Page):
@@ -350,9 +351,7 @@ class DataPage(Page):
         messages = [p.message for p in report.problems]
         if report.problem_count > len(report.problems):
             messages.append(f"… and {report.problem_count - len(report.problems)} more.")
-        name, unit = Path(report.path).name, report.unit
-        messages += [f"{name}, {unit} {row} repeats {unit} {earlier} (a duplicate)."
-                     for row, earlier in report.duplicate_rows]
+        messages += report.duplicate_messages()
         if stats is not None:
             messages += [p.message for p in stats.problems]
         self.problems.addItems(messages or ["No problems found: every row can be used."])

@@ -21,27 +21,6 @@ from ui.theme import role_label
 from ui.widgets.sci_spin import ScientificSpinBox
 from ui.widgets.vram_panel import VramPanel
 
-# Plain-word explanations for the settings the planner's advice does not cover.
-TIPS = {
-    "dropout": "Dropout switches off a random share of the adapter's inputs while training, so it cannot "
-               "memorize. 0.05 is usual; 0 for very large datasets, 0.1 for very small ones.",
-    "target_modules": "Which layers get an adapter. \"all-linear\" (every linear layer of every block) learns "
-                      "best; a comma-separated list such as q_proj, v_proj trains fewer values.",
-    "epochs": "How many times training goes through the whole dataset. 1-3 is usual; more risks memorizing.",
-    "max_steps": "Stop after this many optimizer steps whatever the epochs say (0: use the epochs). "
-                 "Handy for a quick test.",
-    "grad_accumulation": ADVICE["batch"],
-    "packing": "Puts several short examples into one row instead of padding them: no compute is spent on "
-               "padding, and the examples still cannot see each other.",
-    "lr_scheduler": "How the learning rate changes over the run: cosine and linear slowly lower it to zero "
-                    "after a short warm-up, which usually ends with a lower loss.",
-    "warmup_ratio": "The share of the run at the start during which the learning rate climbs from zero, so "
-                    "the first, noisy steps do not damage the model.",
-    "weight_decay": "Pulls trained values gently towards zero. 0 is usual for LoRA; 0.01-0.1 for full "
-                    "fine-tuning.",
-    "precision": "The number format of training. auto picks bf16 on GPUs that support it, else fp16 or fp32.",
-    "seed": "The random seed: the same seed, data and settings give the same run.",
-}
 # Words for trainer switches; a switch added to TrainSettings later still shows, named after its field.
 SWITCH_NAMES = {"packing": "Packing (no compute spent on padding)",
                 "lean_loss": "Chunked loss (never holds all the logits at once)",
@@ -158,8 +137,8 @@ class MethodPage(Page):
         self._row(form, "Rank:", self.rank, "method.rank", ADVICE["rank"])
         form.addRow(self._label("Alpha:", ADVICE["alpha"]), alpha_row)
         self._bind(self.alpha, "method.alpha", ADVICE["alpha"])
-        self._row(form, "Dropout:", self.dropout, "method.dropout", TIPS["dropout"])
-        self._row(form, "Target layers:", self.targets, "method.target_modules", TIPS["target_modules"])
+        self._row(form, "Dropout:", self.dropout, "method.dropout", ADVICE["dropout"])
+        self._row(form, "Target layers:", self.targets, "method.target_modules", ADVICE["target_modules"])
         self.alpha_auto.toggled.connect(self._alpha_auto_toggled)
         return self.adapter_box
 
@@ -177,11 +156,11 @@ class MethodPage(Page):
         self.optimizer = QComboBox()
         self.optimizer.addItems(OPTIMIZERS)
         self._row(form, "Learning rate:", self.learning_rate, "train.learning_rate", ADVICE["learning_rate"])
-        self._row(form, "Epochs:", self.epochs, "train.epochs", TIPS["epochs"])
-        self._row(form, "Max steps:", self.max_steps, "train.max_steps", TIPS["max_steps"])
+        self._row(form, "Epochs:", self.epochs, "train.epochs", ADVICE["epochs"])
+        self._row(form, "Max steps:", self.max_steps, "train.max_steps", ADVICE["max_steps"])
         self._row(form, "Batch size:", self.batch, "train.batch_size", ADVICE["batch"])
         self._row(form, "Gradient accumulation:", self.accumulation, "train.grad_accumulation",
-                  TIPS["grad_accumulation"])
+                  ADVICE["batch"])
         self._row(form, "Cutoff (tokens):", self.cutoff, "train.max_seq_len", ADVICE["cutoff"])
         self._row(form, "Optimizer:", self.optimizer, "train.optimizer", ADVICE["optimizer"])
         form.addRow("", self.checkpointing)
@@ -191,7 +170,7 @@ class MethodPage(Page):
             if isinstance(f.default, bool) and f.name not in EXPLICIT_TRAIN:
                 box_ = QCheckBox(SWITCH_NAMES.get(f.name, humanize(f.name)))
                 form.addRow("", box_)
-                self._bind(box_, f"train.{f.name}", ADVICE.get(f.name) or TIPS.get(f.name, ""))
+                self._bind(box_, f"train.{f.name}", ADVICE.get(f.name, ""))
         return box
 
     def _build_advanced(self) -> QGroupBox:
@@ -203,11 +182,11 @@ class MethodPage(Page):
         warmup = QDoubleSpinBox(minimum=0.0, maximum=0.5, singleStep=0.01, decimals=2)
         decay = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.01, decimals=3)
         seed = QSpinBox(minimum=0, maximum=2 ** 31 - 1)
-        self._row(form, "Learning-rate schedule:", scheduler, "train.lr_scheduler", TIPS["lr_scheduler"])
-        self._row(form, "Warm-up share:", warmup, "train.warmup_ratio", TIPS["warmup_ratio"])
-        self._row(form, "Weight decay:", decay, "train.weight_decay", TIPS["weight_decay"])
-        self._row(form, "Precision:", precision, "train.precision", TIPS["precision"])
-        self._row(form, "Seed:", seed, "train.seed", TIPS["seed"])
+        self._row(form, "Learning-rate schedule:", scheduler, "train.lr_scheduler", ADVICE["lr_scheduler"])
+        self._row(form, "Warm-up share:", warmup, "train.warmup_ratio", ADVICE["warmup_ratio"])
+        self._row(form, "Weight decay:", decay, "train.weight_decay", ADVICE["weight_decay"])
+        self._row(form, "Precision:", precision, "train.precision", ADVICE["precision"])
+        self._row(form, "Seed:", seed, "train.seed", ADVICE["seed"])
         return box
 
     def _form(self, box: QGroupBox) -> QFormLayout:
