@@ -14,9 +14,6 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
-from studio.data.findings import Findings, inspect_project_data
-from studio.data.readers import KINDS
-from studio.data.split import MIN_ROWS_TO_SPLIT
 from studio.errors import StudioError
 from studio.plan import ADVICE
 from ui.context import touches
@@ -28,7 +25,6 @@ from ui.widgets.token_view import TokenView
 # What the findings depend on: a change to one of these reads the file again; to the others below, only redraws.
 READ_FROM = ("data.train_file", "data.format", "data.columns", "data.train_on", "data.system_prompt", "model.")
 DRAWN_FROM = ("train.max_seq_len", "train.seed", "data.eval_fraction", "data.drop_duplicates")
-DATA_FILTER = f"Datasets ({' '.join('*' + suffix for suffix in KINDS)});;All files (*)"  # what the readers read
 
 
 class DataPage(Page):
@@ -37,7 +33,7 @@ class DataPage(Page):
 
     def __init__(self, studio):
         super().__init__(studio)
-        self.findings: Findings | None = None
+        self.findings = None  # studio.data.findings.Findings, once the file is read
         self.error = ""
         self.reading = Latest(self)
         self._stale = False
@@ -218,7 +214,10 @@ class DataPage(Page):
         self._apply({"data.train_file": self.project.file_name(path)})
 
     def _choose(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Training data", str(self.project.folder), DATA_FILTER)
+        from studio.data.readers import KINDS  # the file kinds the readers read
+
+        kinds = f"Datasets ({' '.join('*' + suffix for suffix in KINDS)});;All files (*)"
+        path, _ = QFileDialog.getOpenFileName(self, "Training data", str(self.project.folder), kinds)
         if path:
             self.use_file(Path(path))
 
@@ -251,6 +250,8 @@ class DataPage(Page):
                                  "instructions, or plain text.")
             self.studio.readiness_changed.emit()
             return
+        from studio.data.findings import inspect_project_data
+
         project = copy.deepcopy(self.project)  # the Task reads a snapshot while the pages keep editing
         self.reading.start(Task(lambda progress, cancelled: inspect_project_data(project, progress, cancelled), self,
                                 needs_ml=True, on_progress=self._progressed, on_success=self._inspected,
@@ -285,7 +286,7 @@ class DataPage(Page):
         self.summary.setText(message)
         self.studio.readiness_changed.emit()
 
-    def _inspected(self, findings: Findings) -> None:
+    def _inspected(self, findings) -> None:
         self._show_progress(False)
         self.findings = findings
         report = findings.report
@@ -363,6 +364,7 @@ class DataPage(Page):
         """The parts that follow the cutoff, the split and the training target: cheap, no file reading."""
         if self.findings is None:
             return
+        from studio.data.split import MIN_ROWS_TO_SPLIT
         from studio.data.stats import histogram
 
         report, stats = self.findings.report, self.findings.stats

@@ -16,8 +16,6 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGridLayout,
 
 from studio import units
 from studio.errors import StudioError
-from studio.export import export_folder, last_export
-from studio.export.preflight import estimated_size
 from studio.vocabulary import QUANT_TYPES
 from ui.context import touches
 from ui.pages import Page
@@ -167,6 +165,8 @@ class ExportPage(Page):
     @property
     def out_dir(self) -> Path | None:
         """Where the current run's export goes (the project's folder setting, else the run's export/)."""
+        from studio.export import export_folder
+
         run = self.studio.run_dir
         return export_folder(run, self.project) if run else None
 
@@ -192,6 +192,8 @@ class ExportPage(Page):
     def _run_changed(self) -> None:
         run = self.studio.run_dir
         if self.task is None:  # not while exporting: the result of this export is on its way
+            from studio.export import last_export
+
             self.result = last_export(run, self.project) if run else None
             self._show_result(self.result)
         self.hint.setText(f"Exports run {run.name}: merges the trained weights into the 16-bit base model, "
@@ -227,6 +229,8 @@ class ExportPage(Page):
                                  on_failure=self.checks_label.setText))
 
     def _checked(self, preflight) -> None:
+        from studio.export.preflight import estimated_size
+
         self.preflight, self.checked = preflight, True
         for quant, box in self.quant_boxes.items():
             size = preflight.sizes.get(quant) or estimated_size(preflight.parameters, quant)
