@@ -26,6 +26,7 @@ from studio.errors import DataError
 
 SUFFIXES = DOCUMENTS + (".txt", ".text")
 DATASET_FILES = {".parquet", ".arrow", ".jsonl", ".json", ".csv", ".tsv"}
+OTHER_DOCUMENTS = {".doc", ".odt", ".rtf", ".pages", ".epub", ".html", ".htm"}  # documents read elsewhere
 PASSAGE_CHARS = 3000  # about 750 tokens: a passage fits under the default 1,024-token cutoff
 EXPLANATION = (
     "These documents teach the model the material itself: it reads every passage and learns its facts, names "
@@ -100,8 +101,9 @@ class DocumentSource(Source):
                f"cut into passages of whole paragraphs, up to {PASSAGE_CHARS:,} characters"]
         if self.others:
             kinds = sorted({p.suffix.lower() or "no extension" for p in self.others})
+            hint = "; save them as .docx or PDF to include them" if set(kinds) & OTHER_DOCUMENTS else ""
             out.append(f"{len(self.others)} other file{'s' * (len(self.others) != 1)} left out "
-                       f"({', '.join(kinds)}); save a document as .docx or PDF to include it")
+                       f"({', '.join(kinds)}){hint}")
         return out
 
     def records(self) -> Iterator[Record]:
