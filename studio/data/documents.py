@@ -101,7 +101,7 @@ class DocumentSource(Source):
                f"cut into passages of whole paragraphs, up to {PASSAGE_CHARS:,} characters"]
         if self.others:
             kinds = sorted({p.suffix.lower() or "no extension" for p in self.others})
-            hint = "; save them as .docx or PDF to include them" if set(kinds) & OTHER_DOCUMENTS else ""
+            hint = "; save a document as .docx or PDF to include it" if set(kinds) & OTHER_DOCUMENTS else ""
             out.append(f"{len(self.others)} other file{'s' * (len(self.others) != 1)} left out "
                        f"({', '.join(kinds)}){hint}")
         return out
@@ -334,7 +334,7 @@ def _drop_repeated(pages: list[list[str]], end: int) -> None:
     counts = Counter(shape(page[end]) for page in with_text)
     repeated = {line for line, n in counts.items() if n >= max(2, len(with_text) / 2)}
     for page in with_text:
-        if shape(page[end]) in repeated:
+        if shape(page[end]) in repeated and len(page) > 1:  # a page's only line is its text, not a header
             page.pop(end)
 
 
