@@ -8,6 +8,7 @@ from studio.data import inspect_file, scan
 from studio.data.cache import content_hash
 from studio.data.documents import EXPLANATION, PASSAGE_CHARS
 from studio.errors import Cancelled, DataError
+from test_gui_pages import wait_for_data, window  # noqa: F401 - the real window, as the page tests open it
 
 BODY = ("The keeper trims the wick every evening before sunset and checks the oil reservoir, because a clean "
         "lens matters more than a bright flame: soot scatters the beam and the infor-")
@@ -190,3 +191,23 @@ def test_big_pdf_reports_progress_and_can_be_cancelled(tmp_path):
 
 def test_explanation_says_how_it_differs_from_examples():
     assert "question/answer examples" in EXPLANATION and "facts" in EXPLANATION
+
+
+def test_data_page_reads_a_folder_and_says_what_this_training_is(window, qtbot, tmp_path):
+    from studio.project import Project
+    from ui.pages.data import DataPage
+
+    folder = tmp_path / "museum"
+    folder.mkdir()
+    make_docx(folder / "guide.docx")
+    make_pdf(folder / "manual.pdf", MANUAL)
+    win = window(Project(name="documents"))
+    page = win.page(DataPage)
+    page.use_file(folder)
+    wait_for_data(qtbot, page)
+    assert page.material.isVisibleTo(page) and page.material.text() == EXPLANATION
+    assert not page.sheet_picker.isVisibleTo(page)
+    assert [page.preview.item(i, 0).text() for i in range(3)] == [
+        "guide.docx, paragraphs 1-3", "guide.docx, paragraphs 4-6", "manual.pdf, pages 1-5"]
+    assert page.tabs.tabText(1) == "Problems (2)" and "manual.pdf, page 4 has no text" in page.problems.item(1).text()
+    assert page.readiness() == (True, "3 passages, text")

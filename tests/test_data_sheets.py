@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from sheet_builders import untidy_ods, untidy_xlsx
+from test_gui_pages import wait_for_data, window  # noqa: F401 - the real window, as the page tests open it
 from studio.data import inspect_file, scan
 from studio.data.cellformat import shown
 from studio.errors import Cancelled, DataError
@@ -186,3 +187,33 @@ def test_dates_and_times_as_shown():
     assert shown(datetime(2024, 3, 7), "[$-409]mmmm d, yyyy;@") == "March 7, 2024"
     assert shown(time(9, 30), "h:mm") == "9:30" and shown(timedelta(hours=26, minutes=5), "[h]:mm") == "26:05"
     assert shown(date(2024, 3, 7), "General") == "2024-03-07"
+
+
+def test_data_page_shows_the_sheet_picker_and_sheet_rows(window, qtbot, tmp_path):
+    """The real window: a dropped workbook is read from its first sheet with data, the picker offers the
+    others, and choosing one reads that sheet."""
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    from studio.project import Project
+    from ui.pages.data import DataPage
+
+    book = untidy_xlsx(tmp_path / "support.xlsx")
+    win = window(Project(name="sheets"))
+    page = win.page(DataPage)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(book))])
+    page.dropEvent(QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                              Qt.KeyboardModifier.NoModifier))
+    wait_for_data(qtbot, page)
+    assert page.sheet_picker.isVisibleTo(page) and page.sheet_picker.currentText() == "Examples"
+    assert [page.sheet_picker.itemText(i) for i in range(page.sheet_picker.count())] == ["Examples", "Drafts"]
+    assert page.preview.horizontalHeaderItem(0).text() == "Where"
+    assert page.preview.item(0, 0).text() == "Examples, row 4"
+    assert "header in row 3" in page.evidence.text() and not page.material.isVisibleTo(page)
+    page.sheet_picker.setCurrentIndex(1)
+    page.sheet_picker.activated.emit(1)
+    assert win.studio.project.data.sheet == "Drafts"
+    qtbot.waitUntil(lambda: page.task is None and page.findings is not None
+                    and page.findings.report.sheet == "Drafts", timeout=120_000)
+    assert page.preview.item(0, 0).text() == "Drafts, row 2" and page.sheet_picker.currentText() == "Drafts"
