@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
@@ -47,7 +48,8 @@ def general(number: float) -> str:
     return format(number, ".10g").replace("e", "E")
 
 
-def _sections(code: str) -> list[str]:
+@lru_cache(maxsize=256)  # a sheet has few formats and many cells
+def _sections(code: str) -> tuple[str, ...]:
     """Split 'positive;negative;zero;text' at semicolons that are not inside quotes or brackets."""
     parts, current = [], ""
     for match in TOKEN.finditer(code):
@@ -56,7 +58,12 @@ def _sections(code: str) -> list[str]:
             current = ""
         else:
             current += match.group(0)
-    return parts + [current]
+    return (*parts, current)
+
+
+@lru_cache(maxsize=256)
+def _tokens(section: str) -> tuple[str, ...]:
+    return tuple(m.group(0) for m in TOKEN.finditer(section))
 
 
 def _number(number: float, code: str) -> str:
@@ -106,11 +113,11 @@ def _fixed(value: float, places: int) -> str:
     return str(Decimal(repr(value)).quantize(step, rounding=ROUND_HALF_UP))
 
 
+@lru_cache(maxsize=256)
 def _split_literals(section: str) -> tuple[str, str, str]:
     """(text before the number, the number's pattern, text after it) of one format section."""
     prefix, pattern, suffix = "", "", ""
-    for match in TOKEN.finditer(section):
-        token = match.group(0)
+    for token in _tokens(section):
         if token.lower() == "general" or token in DIGITS or token in ".,%" or (
                 token in "Ee" and pattern) or (token in "+-" and pattern[-1:] in ("E", "e")):
             pattern += token
@@ -141,8 +148,7 @@ def _literal(token: str) -> str:
 
 
 def _date(value, code: str) -> str:
-    section = _sections(code)[0]
-    tokens = [m.group(0) for m in TOKEN.finditer(section)]
+    tokens = _tokens(_sections(code)[0])
     if not any(t[0] in "yYmMdDhHsS" for t in tokens if not t.startswith(('"', "\\", "["))) and not any(
             t.lower().startswith("[h") or t.lower().startswith("[m") for t in tokens):
         return _iso(value)
