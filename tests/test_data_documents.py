@@ -76,16 +76,17 @@ def texts(path, **kw):
 
 
 def test_pdf_pages_cleaned_and_empty_pages_reported(tmp_path):
-    rows, problems = texts(make_pdf(tmp_path / "manual.pdf", MANUAL))
+    rows, problems = texts(make_pdf(tmp_path / "manual.pdf", MANUAL + [[]]))  # page 6: header and footer only
     text = "\n".join(r.text for r in rows)
-    assert "Lighthouse Manual" not in text and "Page 1 of 5" not in text  # running header and footer gone
+    assert "Lighthouse Manual" not in text and "Page 1 of 6" not in text  # running header and footer gone
     assert "the information reaching ships" in text  # hyphen at the line end joined, line break too
     assert "a well-known brand lasts" in text  # the document writes well-known with its hyphen: kept
     assert "before sunset and checks the oil reservoir." in text  # a line that stops mid-sentence joined
     assert "Chapter 1: The lamp\nThe keeper" in text  # a heading line stays a line of its own
     assert [p.message for p in problems] == ["manual.pdf, page 3 is blank.",
                                              "manual.pdf, page 4 has no text: it may be a scan (a picture of a page); "
-                                             "text inside pictures cannot be read."]
+                                             "text inside pictures cannot be read.",
+                                             "manual.pdf, page 6 is blank."]
     assert rows[0].origin.startswith("manual.pdf, page") and rows[-1].origin.endswith("5")
 
 

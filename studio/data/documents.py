@@ -326,15 +326,18 @@ def clean_pages(pages: list[str]) -> list[str]:
 def _drop_repeated(pages: list[list[str]], end: int) -> None:
     """Remove the first (end=0) or last (end=-1) line of each page when, with its digits ignored, it is the
     same on at least half of three or more pages: a running header, a footer, a page number."""
-    with_text = [page for page in pages if page]
-    if len(with_text) < 3:
+    # Counted on pages with more than one line: a page's only line is its text, unless the other pages show
+    # that line to be their header (then that page is empty but for the header, and is reported as blank).
+    fuller = [page for page in pages if len(page) > 1]
+    if len(fuller) < 3:
         return
+
     def shape(line):
         return re.sub(r"\d+", "#", line.lower())
-    counts = Counter(shape(page[end]) for page in with_text)
-    repeated = {line for line, n in counts.items() if n >= max(2, len(with_text) / 2)}
-    for page in with_text:
-        if shape(page[end]) in repeated and len(page) > 1:  # a page's only line is its text, not a header
+    counts = Counter(shape(page[end]) for page in fuller)
+    repeated = {line for line, n in counts.items() if n >= max(2, len(fuller) / 2)}
+    for page in pages:
+        if page and shape(page[end]) in repeated:
             page.pop(end)
 
 
