@@ -199,7 +199,7 @@ class _Xlsx:
     def rows(self, name: str, source: Source | None, quick: bool = False) -> Iterator[tuple[int, list[str]]]:
         """(sheet row, shown text of each cell) for every non-blank row."""
         sheet = self.workbook[name]
-        merged, unsaved = ({}, set()) if quick else self._scan(sheet)
+        merged, unsaved = ({}, set()) if quick else self._scan(sheet, source)
         if source is not None:
             source.total = sheet.max_row or 0
         kept: dict[tuple[int, int], str] = {}  # values of cells merged down over later rows
@@ -226,15 +226,15 @@ class _Xlsx:
         except (zipfile.BadZipFile, ParseError, KeyError, ValueError) as exc:
             raise _unreadable(self.path, exc) from None
 
-    def _scan(self, sheet) -> tuple[dict, set]:
+    def _scan(self, sheet, source: Source | None) -> tuple[dict, set]:
         """Merged ranges and formula cells with no saved result, from the sheet's XML: read-only openpyxl
         does not report either, and the merges come after the rows in the file."""
         merged, unsaved = {}, set()
         self.origins = set()
-        source = sheet._get_source()  # the sheet's XML part (openpyxl keeps the opened zip)
+        xml = sheet._get_source()  # the sheet's XML part (openpyxl keeps the opened zip)
         formula = result = False
         try:
-            for event, element in iterparse(source, events=("start", "end")):
+            for event, element in iterparse(xml, events=("start", "end")):
                 tag = element.tag.rsplit("}", 1)[-1]
                 if event == "start":
                     if tag == "c":
@@ -249,12 +249,14 @@ class _Xlsx:
                         unsaved.add(_cell_key(element.get("r", "")))
                 elif tag == "row":
                     element.clear()
+                    if source is not None:
+                        source.tick()  # a cancel is honoured during this first pass too
                 elif tag == "mergeCell":
                     self._merge(element.get("ref", ""), merged)
         except ParseError as exc:
             raise _unreadable(self.path, exc) from None
         finally:
-            source.close()
+            xml.close()
         return merged, unsaved
 
     def _merge(self, ref: str, merged: dict) -> None:
