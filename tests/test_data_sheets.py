@@ -87,6 +87,7 @@ def test_sheet_choice_in_the_api_and_the_cli(xlsx, capsys):
 
     report = inspect_file(xlsx, sheet="Drafts")
     assert (report.sheet, report.usable_rows, report.preview[0].number) == ("Drafts", 1, 2)
+    assert "sheet 'Drafts' (chosen of 2 with data)" in report.evidence
     assert report.preview[0].messages[0]["content"] == "Draft question?"
     assert inspect(xlsx, "--sheet", "Drafts", "--json") == 0
     out = json.loads(capsys.readouterr().out)

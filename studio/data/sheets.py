@@ -60,7 +60,7 @@ class SheetSource(Source):
                             f"{', '.join(repr(n) for n in names)}. Choose one of them.")
         if not self.sheets:
             raise DataError(f"{path.name}: every sheet is empty, so there is nothing to train on.")
-        self.sheet = sheet or self.sheets[0]
+        self.sheet, self.chosen = sheet or self.sheets[0], bool(sheet)
         self.name = f"{path.name}, sheet '{self.sheet}'"
         self.layout: Layout | None = None
 
@@ -70,7 +70,7 @@ class SheetSource(Source):
     def notes(self, mapping: dict[str, str]) -> list[str]:
         if self.layout is None:
             return []
-        return self.layout.notes(self.sheet, set(mapping.values()), len(self.sheets))
+        return self.layout.notes(self.sheet, set(mapping.values()), len(self.sheets), self.chosen)
 
     def records(self) -> Iterator[Record]:
         rows = self.book.rows(self.sheet, self)
@@ -113,9 +113,9 @@ class Layout:
     def values(self, cells: list[str]) -> dict[str, str]:
         return {name: cells[i] if i < len(cells) else "" for i, name in self.columns.items()}
 
-    def notes(self, sheet: str, used: set[str], sheets: int) -> list[str]:
-        out = [f"sheet '{sheet}' (the first with data of {sheets})" if sheets > 1 else f"sheet '{sheet}'",
-               f"header in row {self.row}"]
+    def notes(self, sheet: str, used: set[str], sheets: int, chosen: bool) -> list[str]:
+        which = f"chosen of {sheets} with data" if chosen else f"the first with data of {sheets}"
+        out = [f"sheet '{sheet}' ({which})" if sheets > 1 else f"sheet '{sheet}'", f"header in row {self.row}"]
         unused = [f"'{name}' ({letter(i)})" for i, name in self.columns.items() if name not in used]
         if unused:
             out.append("columns not used by this format: " + ", ".join(unused))
