@@ -368,16 +368,21 @@ class _Ods:
     def _cells(row, number: int, below: dict) -> list[str]:
         """Shown texts of one row; `below` carries values merged down into later rows."""
         cells: list[str] = []
+        blank = 0  # empty cells not yet placed: LibreOffice ends each row with thousands of them
         for cell in row:
             repeat = min(int(cell.get(f"{{{TABLE}}}number-columns-repeated", "1")), MAX_REPEAT)
             covered = cell.tag == f"{{{TABLE}}}covered-table-cell"
+            text = "" if covered else _cell_text(cell)
+            if not text and not (covered and below):
+                blank += repeat
+                continue
             for _ in range(repeat):
-                column = len(cells)
+                cells.extend([""] * blank)
+                blank, column = 0, len(cells)
                 if covered:
-                    text, last = below.get(column, ("", 0))
-                    cells.append(text if number <= last else "")
+                    value, last = below.get(column, ("", 0))
+                    cells.append(value if number <= last else "")
                     continue
-                text = _cell_text(cell)
                 cells.append(text)
                 span = int(cell.get(f"{{{TABLE}}}number-rows-spanned", "1"))
                 if span > 1:
