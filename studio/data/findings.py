@@ -52,10 +52,11 @@ def load_tokenizer(folder: Path):
 
 def count_tokens(location: str, report: InspectReport, tokenizer, max_seq_len: int, train_on: str,
                  system_prompt: str = "", progress: Progress | None = None, cancel: Cancel | None = None) -> TokenStats:
-    """Token lengths of the usable rows of an inspected file, rendered and cut as training will."""
+    """Token lengths of the usable rows of an inspected file (its sheet, for a workbook), rendered and cut as
+    training will."""
     from studio.data import scan, token_stats
 
-    source, _, pairs = scan(location, report.format, report.mapping)
+    source, _, pairs = scan(location, report.format, report.mapping, cancel=cancel, sheet=report.sheet)
     rows = (row for row, problem in pairs if problem is None)
     return token_stats(rows, tokenizer, max_seq_len, train_on, system_prompt, name=source.name, unit=source.unit,
                        progress=progress, cancel=cancel, total=report.usable_rows)
@@ -68,7 +69,7 @@ def inspect_project_data(project, progress: Progress, cancelled: Cancel) -> Find
 
     settings = project.data
     location = locate(project, settings.train_file)
-    report = inspect_file(location, settings.format, settings.columns, progress, cancelled)
+    report = inspect_file(location, settings.format, settings.columns, progress, cancelled, sheet=settings.sheet)
     if not report.usable:
         return Findings(report, None, None, "")
     progress("Loading the model's tokenizer", 0.0)

@@ -23,7 +23,7 @@ from ui.theme import role_label
 from ui.widgets.token_view import TokenView
 
 # What the findings depend on: a change to one of these reads the file again; to the others below, only redraws.
-READ_FROM = ("data.train_file", "data.format", "data.columns", "data.train_on", "data.system_prompt", "model.")
+READ_FROM = ("data.train_file", "data.sheet", "data.format", "data.columns", "data.train_on", "data.system_prompt", "model.")
 DRAWN_FROM = ("train.max_seq_len", "train.seed", "data.eval_fraction", "data.drop_duplicates")
 
 
@@ -54,8 +54,12 @@ class DataPage(Page):
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.evidence = role_label("hint")
         self.evidence.setWordWrap(True)
+        self.material = role_label("hint")  # what training on documents is, shown for documents only
+        self.material.setWordWrap(True)
+        self.material.setVisible(False)
         layout.addWidget(self.summary)
         layout.addWidget(self.evidence)
+        layout.addWidget(self.material)
         body = QHBoxLayout()
         body.setSpacing(16)
         body.addWidget(self._build_tabs(), 1)
@@ -67,13 +71,25 @@ class DataPage(Page):
     def _build_file_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         choose = QPushButton("Choose a data file…")
-        choose.setToolTip("JSON Lines, JSON, CSV, TSV, Parquet or plain text. You can also drop a file on this page.")
+        choose.setToolTip("A spreadsheet (Excel, LibreOffice), a document (Word, PDF, Markdown, text), JSON Lines, "
+                          "JSON, CSV, TSV or Parquet. You can also drop a file or a folder on this page.")
         choose.clicked.connect(self._choose)
+        folder = QPushButton("Choose a folder of documents…")
+        folder.setToolTip("Every .docx, .pdf, .md and .txt file in the folder and its subfolders.")
+        folder.clicked.connect(self._choose_folder)
         self.file_label = QLabel()
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        drop = role_label("hint", "or drop a file anywhere on this page")
+        self.sheet_label = QLabel("Sheet:")
+        self.sheet_picker = QComboBox()
+        self.sheet_picker.setToolTip("The workbook has several sheets with data; training reads this one.")
+        self.sheet_picker.activated.connect(lambda: self._set_sheet(self.sheet_picker.currentText()))
+        self._show_sheets([])
+        drop = role_label("hint", "or drop a file or folder here")
         row.addWidget(choose)
+        row.addWidget(folder)
         row.addWidget(self.file_label, 1)
+        row.addWidget(self.sheet_label)
+        row.addWidget(self.sheet_picker)
         row.addWidget(drop)
         return row
 
@@ -211,15 +227,33 @@ class DataPage(Page):
 
     def use_file(self, path: Path) -> None:
         """Point the project at a data file: relative to the project's folder when it lies inside it."""
-        self._apply({"data.train_file": self.project.file_name(path)})
+        self._apply({"data.train_file": self.project.file_name(path), "data.sheet": ""})  # a new file: its first sheet
 
     def _choose(self) -> None:
-        from studio.data.readers import KINDS  # the file kinds the readers read
+        from studio.data.readers import DOCUMENTS, KINDS, SHEETS  # what the readers read
 
-        kinds = f"Datasets ({' '.join('*' + suffix for suffix in KINDS)});;All files (*)"
+        suffixes = " ".join("*" + suffix for suffix in (*KINDS, *SHEETS, *DOCUMENTS))
+        kinds = f"Datasets, spreadsheets and documents ({suffixes});;All files (*)"
         path, _ = QFileDialog.getOpenFileName(self, "Training data", str(self.project.folder), kinds)
         if path:
             self.use_file(Path(path))
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "A folder of documents", str(self.project.folder))
+        if path:
+            self.use_file(Path(path))
+
+    def _set_sheet(self, name: str) -> None:
+        if name and name != (self.findings.report.sheet if self.findings else ""):
+            self._apply({"data.sheet": name})
+
+    def _show_sheets(self, sheets: list[str], current: str = "") -> None:
+        """The sheet picker, shown only when the workbook has more than one sheet with data."""
+        self.sheet_picker.clear()
+        self.sheet_picker.addItems(sheets)
+        self.sheet_picker.setCurrentText(current)
+        for widget in (self.sheet_label, self.sheet_picker):
+            widget.setVisible(len(sheets) > 1)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
         urls = event.mimeData().urls()
@@ -292,6 +326,12 @@ class DataPage(Page):
         report = findings.report
         self.summary.setText(report.summary())
         self.evidence.setText(f"Detected as {report.format} because: " + "; ".join(report.evidence))
+        self._show_sheets(report.sheets, report.sheet)
+        if report.kind == "documents":
+            from studio.data.documents import EXPLANATION
+
+            self.material.setText(EXPLANATION)
+        self.material.setVisible(report.kind == "documents")
         self._fill_preview(report)
         self._fill_problems(report, findings.stats)
         self._show_cutoff_and_split()
@@ -309,6 +349,7 @@ class DataPage(Page):
     def _clear(self) -> None:
         self.summary.setText("")
         self.evidence.setText("")
+        self.material.setVisible(False)
         self.preview.clear()
         self.preview.setRowCount(0)
         self.preview.setColumnCount(0)
@@ -324,17 +365,19 @@ class DataPage(Page):
     def _fill_preview(self, report) -> None:
         rows = report.preview
         texts = any(r.text is not None for r in rows)
-        headers = ["Row", "Text"] if texts else ["Row", "First question", "First answer", "Turns"]
+        where = "Where" if any(r.origin for r in rows) else "Row"  # "Examples, row 7", "manual.pdf, page 4"
+        headers = [where, "Text"] if texts else [where, "First question", "First answer", "Turns"]
         self.preview.setColumnCount(len(headers))
         self.preview.setHorizontalHeaderLabels(headers)
         self.preview.setRowCount(len(rows))
         for i, row in enumerate(rows):
+            number = row.origin or str(row.number)
             if row.text is not None:
-                cells = [str(row.number), row.text]
+                cells = [number, row.text]
             else:
                 user = next((m["content"] for m in row.messages if m["role"] == "user"), "")
                 answer = next((m["content"] for m in row.messages if m["role"] == "assistant"), "")
-                cells = [str(row.number), user, answer, str(len(row.messages))]
+                cells = [number, user, answer, str(len(row.messages))]
             for j, cell in enumerate(cells):
                 item = QTableWidgetItem(cell.replace("\n", " ⏎ ")[:300])
                 item.setToolTip(cell[:2000])
@@ -430,4 +473,4 @@ class DataPage(Page):
             return False, "no usable rows"
         if report.problem_count and not data.skip_bad_rows:
             return False, f"{report.problem_count} bad rows: training would stop"
-        return True, f"{report.usable_rows:,} rows, {report.format}"
+        return True, f"{report.usable_rows:,} {report.rows_word}, {report.format}"
