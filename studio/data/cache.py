@@ -16,7 +16,7 @@ from studio import paths
 from studio.data.tokenize import Example
 from studio.fileio import staged_file
 
-VERSION = 1  # bump when the tokenizing rules change, so old entries are not reused
+VERSION = 2  # bump when the tokenizing rules change, so old entries are not reused (2: content is plain text)
 
 
 def content_hash(location: str | Path) -> str:
