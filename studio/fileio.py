@@ -140,15 +140,16 @@ class Busy(StudioError):
 
 
 @contextmanager
-def exclusive(target: Path, busy_message: str) -> Iterator[None]:
-    """Hold the lock for work on `target` for the duration of the block, or raise Busy(busy_message) at once
-    if another process holds it. The lock file lives in the app's cache folder, never beside the user's
-    files; the operating system releases the lock when its process ends, however it ends."""
+def exclusive(target: Path, purpose: str, busy_message: str = "") -> Iterator[None]:
+    """Hold the lock for `purpose` ("train", "export"...) on `target` for the duration of the block, or raise
+    Busy(busy_message) at once if another process holds it. The lock file lives in the app's cache folder,
+    never beside the user's files; the operating system releases the lock when its process ends, however it
+    ends."""
     from filelock import FileLock, Timeout
 
     from studio import paths
 
-    key = hashlib.sha256(str(Path(target).resolve()).encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{Path(target).resolve()}\0{purpose}".encode()).hexdigest()[:24]
     folder = paths.home() / "locks"
     folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(folder / f"{key}.lock"), timeout=0, is_singleton=False)
@@ -162,10 +163,10 @@ def exclusive(target: Path, busy_message: str) -> Iterator[None]:
         lock.release()
 
 
-def is_locked(target: Path) -> bool:
-    """Whether some process holds `exclusive(target)` right now."""
+def is_locked(target: Path, purpose: str) -> bool:
+    """Whether some process holds `exclusive(target, purpose)` right now."""
     try:
-        with exclusive(target, ""):
+        with exclusive(target, purpose):
             return False
     except Busy:
         return True

@@ -76,7 +76,7 @@ def _token_stats(args, report):
     from studio.data.stats import token_stats
     from studio.models import resolve_model
 
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(args.model)))
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(args.model)), trust_remote_code=False)
     source, _, pairs = scan(args.file, report.format, report.mapping)
     rows = (row for row, problem in pairs if problem is None)
     return token_stats(rows, tokenizer, args.max_seq_len, args.train_on, name=source.name, unit=source.unit,

@@ -130,7 +130,7 @@ def check_tokenizer(tokenizer_dir: Path, report: Preflight) -> None:
         return
     from transformers import AutoTokenizer
 
-    name = pre_tokenizer_name(AutoTokenizer.from_pretrained(str(tokenizer_dir)))
+    name = pre_tokenizer_name(AutoTokenizer.from_pretrained(str(tokenizer_dir), trust_remote_code=False))
     if name:
         report.tokenizer = f"BPE (pre-tokenizer {name})"
         return

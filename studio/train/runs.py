@@ -110,12 +110,12 @@ def remove_incomplete_checkpoints(run_dir: Path) -> list[int]:
 def training_lock(run_dir: Path):
     """Held by the worker for as long as it trains the run: a second training of the same run is refused,
     and a reader can tell a live run from one whose process is gone."""
-    return exclusive(Path(run_dir) / "train", f"The run {Path(run_dir).name} is already training (in another "
+    return exclusive(Path(run_dir), "train", f"The run {Path(run_dir).name} is already training (in another "
                                               "window or command). Wait for it to finish, or stop it first.")
 
 
 def is_training(run_dir: Path) -> bool:
-    return is_locked(Path(run_dir) / "train")
+    return is_locked(Path(run_dir), "train")
 
 
 def record_end(run_dir: Path, event: dict) -> dict:
