@@ -14,9 +14,9 @@ import pytest
 from studio.cli import main
 from studio.errors import ExportError, ProjectError
 from studio.export import export_run
-from studio.fileio import Busy, exclusive, staged_file
+from studio.fileio import staged_file
 from studio.project import Project, load_project, save_project
-from studio.train.events import curves, read_events
+from studio.train.events import read_events
 from studio.train.runs import create_run, latest_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,6 +151,8 @@ def test_two_writers_of_one_file_never_share_a_staging_name(tmp_path):
 
 
 def test_a_second_export_of_one_run_is_refused_at_once(tmp_path, tiny_model_dir):
+    from studio.fileio import Busy
+
     run = merged_run(tmp_path, tiny_model_dir)
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from pathlib import Path; from studio.fileio import exclusive\n"
@@ -426,6 +428,7 @@ def test_stale_partials_are_swept_at_the_next_export(tmp_path, tiny_model_dir):
 @pytest.mark.skipif(not hasattr(os, "killpg"), reason="POSIX signals")
 def test_a_hard_kill_is_recorded_as_such_and_a_resume_plots_forward(tmp_path, tiny_model_dir):
     from studio.train import run_training, start_training
+    from studio.train.events import curves
     from studio.train.launch import unexpected_end
 
     proc = start_training(project_at(tmp_path, tiny_model_dir, max_steps=8, batch_size=2, save_steps=2))
