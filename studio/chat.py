@@ -47,7 +47,8 @@ class HfChat:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         # trust_remote_code is always explicit: transformers would otherwise ask on a stdin nobody sees
-        self.tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir or model_dir), trust_remote_code=trust_remote_code)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir or model_dir),
+                                                       trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype,
                                                      trust_remote_code=trust_remote_code).to(device)
         if adapter_dir is not None:

@@ -58,8 +58,8 @@ def export_run(run_dir: Path, quants: list[str] | None = None, progress: Progres
     with ExitStack() as held:
         held.enter_context(exclusive(run_dir, "export", f"The run {run_dir.name} is already being exported (in "
                                      "another window or command); wait for that export to finish."))
-        held.enter_context(exclusive(out_dir, "write", f"Another export is writing into {out_dir} right now; wait for it "
-                                     "to finish, or choose another output folder."))
+        held.enter_context(exclusive(out_dir, "write", f"Another export is writing into {out_dir} right now; wait "
+                                     "for it to finish, or choose another output folder."))
         say("Checking before export", 0.0)
         preflight = preflight_export(run_dir, quants, out_dir, overwrite)
         if not preflight.ok:

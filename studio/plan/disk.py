@@ -97,7 +97,8 @@ def forecast_disk(project, config: dict, run_folder: Path | None = None, export_
                                            else run_folder / "export"))
     weights = total * 2 if full else trained * 4  # full: 16-bit; adapters are kept in fp32
     optimizer = trained * OPTIMIZER_BYTES.get(project.train.optimizer, 8)
-    items = [DiskItem(f"{CHECKPOINTS_AT_PEAK} checkpoints", CHECKPOINTS_AT_PEAK * (weights + optimizer), str(run_folder)),
+    checkpoints = CHECKPOINTS_AT_PEAK * (weights + optimizer)
+    items = [DiskItem(f"{CHECKPOINTS_AT_PEAK} checkpoints", checkpoints, str(run_folder)),
              DiskItem("the fine-tuned model" if full else "the adapter", weights, str(run_folder)),
              DiskItem("the merged 16-bit model", total * 2, str(run_folder))]
     quants = list(dict.fromkeys(project.export.quant))
