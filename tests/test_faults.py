@@ -308,10 +308,10 @@ def filling_when(folder: Path, prefix: str):
 @pytest.mark.slow
 def test_a_disk_that_fills_up_during_export_is_one_sentence_and_keeps_finished_files(tmp_path, tiny_model_dir,
                                                                                       tiny_disk):
-    run = merged_run(tmp_path, tiny_model_dir)
+    run = run_with_adapter(tmp_path, tiny_model_dir, seed=1)
     disk = tiny_disk(120)  # room enough for the preflight; then the disk fills up at each step in turn
     with pytest.raises(ExportError, match=r"The disk at .* filled up while writing tiny-F16.gguf; free about"):
-        export_run(run, ["f16"], out_dir=disk, check=False, progress=filling_when(disk, "Writing"))
+        export_run(run, ["f16"], out_dir=disk, check=False, progress=filling_when(disk, "Merged"))
     assert sorted(p.name for p in disk.iterdir()) == ["filler"]
 
     (disk / "filler").unlink()
