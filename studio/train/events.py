@@ -28,6 +28,11 @@ class EventWriter:
         self.reader_gone = False  # the process reading our stdout ended (a closed window, a killed CLI)
         self._handle = Path(path).open("a", encoding="utf-8") if path is not None else None
 
+    def guard_output(self) -> None:
+        """In the worker process: a library's own print must not die on a broken pipe either (the Trainer
+        prints its logs); once the reader is gone, everything printed goes nowhere."""
+        sys.stdout, sys.stderr = _Guarded(sys.stdout, self), _Guarded(sys.stderr, self)
+
     def emit(self, type_: str, step: int = 0, **fields: Any) -> dict:
         assert type_ in TYPES, type_
         event = {"type": type_, "time": round(time.time(), 3), "step": step, **fields}
@@ -44,6 +49,8 @@ class EventWriter:
         return event
 
     def _lose_reader(self) -> None:
+        if self.reader_gone:
+            return
         """Nobody reads our output any more: keep writing events.jsonl, send everything else nowhere (a
         library's next print would fail on the broken pipe), and let the worker save and stop."""
         self.echo = False
@@ -59,6 +66,29 @@ class EventWriter:
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
+
+
+class _Guarded:
+    """A stdout/stderr whose writes, once the reader is gone, go nowhere instead of raising."""
+
+    def __init__(self, stream, writer: EventWriter):
+        self._stream, self._writer = stream, writer
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (BrokenPipeError, ValueError, OSError):
+            self._writer._lose_reader()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            self._writer._lose_reader()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def parse_line(line: str) -> dict | None:

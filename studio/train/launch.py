@@ -133,8 +133,8 @@ def explain_end(proc: TrainingProcess) -> dict:
                            f"(RAM). Close other programs, or, to make it fit, {how}."}
     if code in _KILLED:
         return {"type": "error", "details": details, "kind": "stopped_from_outside",
-                "message": "The training process was stopped from outside (another program or a person sent "
-                           f"it a signal to end; the system's log names no memory shortage). {resume}"}
+                "message": "The training process was stopped from outside: another program or a person ended it "
+                           f"(the system did not report running out of memory). {resume}"}
     if code in _CRASHED:
         return {"type": "error", "details": details, "kind": "crashed",
                 "message": f"The training process crashed inside one of its libraries (exit code {code}). Resume "

@@ -350,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             EventWriter(None).emit("error", message=str(exc), kind="busy")
             return EXIT_ERROR
         events = EventWriter(run_dir / EVENTS_FILE)
+        events.guard_output()
         record_lost_end(run_dir)  # no-op unless the previous process was killed before it could say so
         events.emit("start", pid=os.getpid(), resume=args.resume)
         try:
