@@ -38,6 +38,7 @@ class ModelSettings:
 @dataclass
 class DataSettings:
     train_file: str = ""
+    sheet: str = ""  # the sheet of a workbook train_file; empty: the first sheet with data
     eval_file: str = ""  # empty: split eval_fraction off the training file
     eval_fraction: float = 0.1
     format: str = "auto"
@@ -150,6 +151,13 @@ class Project:
         _check_range("train.logging_steps", self.train.logging_steps, 1, 1_000_000)
         _check_range("train.eval_steps", self.train.eval_steps, 0, 10_000_000)
         _check_range("train.save_steps", self.train.save_steps, 0, 10_000_000)
+        if self.data.sheet:
+            from studio.data.readers import SHEETS
+
+            if Path(self.data.train_file).suffix.lower() not in SHEETS:
+                raise ProjectError(f"data.sheet = {self.data.sheet!r} only applies to a spreadsheet "
+                                   f"({', '.join(SHEETS)}), and data.train_file is {self.data.train_file!r}: "
+                                   "remove data.sheet or choose a workbook.")
         if self.train.offload_checkpoints and not self.train.gradient_checkpointing:
             raise ProjectError("train.offload_checkpoints = true only works with gradient checkpointing: "
                                "set train.gradient_checkpointing = true too, or turn offloading off.")
