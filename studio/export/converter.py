@@ -31,7 +31,10 @@ def runtime_version() -> str:
 
 
 def converter_dir() -> Path:
-    return paths.tools_dir() / f"llama.cpp-converter-{runtime_version()}"
+    """The converter a desktop package ships beside its Python, else the one `ftstudio setup` fetched."""
+    name = f"llama.cpp-converter-{runtime_version()}"
+    shipped = paths.bundled_tools_dir() / name
+    return shipped if shipped.is_dir() else paths.tools_dir() / name
 
 
 def tool_python() -> str:
