@@ -86,5 +86,5 @@ chmod -R u+rwX,go+rX,go-w "$STAGE"
 (cd "$STAGE" && find . -type f ! -path './DEBIAN/*' -printf '%P\0' | sort -z | xargs -0 md5sum > DEBIAN/md5sums)
 DEB="dist/${NAME}_${VERSION}_${ARCH}.deb"
 echo "[$(date +%H:%M:%S)] packing $DEB"
-dpkg-deb --root-owner-group -Zxz --build "$STAGE" "$DEB"
+dpkg-deb --root-owner-group -Zzstd --build "$STAGE" "$DEB"
 echo "Built $DEB: $(du -m "$DEB" | cut -f1) MB, installed ${installed_kb} KB, in $(( $(date +%s) - started )) s"
