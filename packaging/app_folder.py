@@ -86,6 +86,7 @@ def copy_python(target: Path) -> Path:
                 shutil.copy2(item, target / item.name)
         shutil.copytree(base / "DLLs", target / "DLLs", ignore=ignore)
         shutil.copytree(base / "Lib", target / "Lib", ignore=ignore)
+        (target / "Lib" / "site-packages").mkdir()
         return target / "python.exe"
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
     library = sysconfig.get_config_var("LDLIBRARY") or ""
