@@ -20,6 +20,7 @@ results=()
 note() { echo "[$(date +%H:%M:%S)] $*"; }
 fail() { echo "SMOKE TEST FAILED: $*" >&2; exit 1; }
 record() { results+=("$1"); note "$1"; }
+load() { cut -d' ' -f1 /proc/loadavg; }  # the machine may be shared: times mean more beside its load
 cleanup() { if dpkg -s "$NAME" >/dev/null 2>&1; then dpkg -r "$NAME" >/dev/null; fi; }
 trap cleanup EXIT
 dpkg -s "$NAME" >/dev/null 2>&1 && fail "$NAME is installed already; remove it first (dpkg -r $NAME)"
@@ -62,12 +63,12 @@ record "package: $(basename "$DEB"), $(du -m "$DEB" | cut -f1) MB; installed siz
 grep -q "^Exec=$APP/python/bin/ftstudio gui %f" /usr/share/applications/$NAME.desktop || fail "menu entry's Exec"
 [ -f /usr/share/icons/hicolor/scalable/apps/$NAME.svg ] || fail "the menu icon is missing"
 if command -v desktop-file-validate >/dev/null; then desktop-file-validate /usr/share/applications/$NAME.desktop; fi
-ldd "$APP/python/bin/python3" | grep -q "$APP/python/lib/libpython" || fail "the app's Python does not use its own libpython"
+ldd "$APP/python/bin/python3" | grep libpython | grep -q "=> $APP/python/" || fail "the app's Python does not use its own libpython"
 touch "$WORK/installed-mark"
 
 # 2. The window, the first time (an empty home: the starter project is made) and a second time
-first_window; record "first window, first start (empty home, starter project made): ${shown_s} s"
-first_window; record "first window, second start: ${shown_s} s"
+first_window; record "first window, first start (empty home, starter project made): ${shown_s} s (load $(load))"
+first_window; record "first window, second start: ${shown_s} s (load $(load))"
 project_before=$last_project
 case "$project_before" in "$USER_HOME/Documents/Fine-Tune Studio/"*) ;; *) fail "starter project at $project_before";; esac
 
@@ -75,7 +76,7 @@ case "$project_before" in "$USER_HOME/Documents/Fine-Tune Studio/"*) ;; *) fail 
 note "ftstudio demo --steps 2"
 started=$(date +%s)
 as_user ftstudio demo --steps 2 >"$WORK/demo.log" 2>&1 || { tail -30 "$WORK/demo.log"; fail "ftstudio demo"; }
-record "ftstudio demo --steps 2: $(( $(date +%s) - started )) s; $(grep -m1 '^Wall time per stage' "$WORK/demo.log")"
+record "ftstudio demo --steps 2: $(( $(date +%s) - started )) s (load $(load)); $(grep -m1 '^Wall time per stage' "$WORK/demo.log")"
 grep -q "fine-tuned Q4_K_M:" "$WORK/demo.log" || fail "the demo did not chat with its fine-tuned GGUF"
 gguf=$(find "$USER_HOME/demo-out" -name '*Q4_K_M*.gguf' | head -1)
 [ -n "$gguf" ] || fail "no Q4_K_M GGUF in demo-out"
@@ -89,7 +90,7 @@ dpkg --verify "$NAME" || fail "installed files were changed"
 version=$(dpkg-deb -f "$DEB" Version)
 dpkg-deb -R "$DEB" "$WORK/next"
 sed -i "s/^Version: .*/Version: ${version}+smoke1/" "$WORK/next/DEBIAN/control"
-dpkg-deb --root-owner-group -Zxz -z1 --build "$WORK/next" "$WORK/next.deb" >/dev/null
+dpkg-deb --root-owner-group -Zzstd -z1 --build "$WORK/next" "$WORK/next.deb" >/dev/null
 rm -rf "$WORK/next"
 before=$(user_files_checksum)
 note "upgrading to ${version}+smoke1"
@@ -98,7 +99,7 @@ install_deb "$WORK/next.deb"
 [ "$(user_files_checksum)" = "$before" ] || fail "the upgrade changed the user's files"
 first_window
 [ "$last_project" = "$project_before" ] || fail "after the upgrade the app opened $last_project, not $project_before"
-record "after the upgrade: the last project reopened ($last_project), first window ${shown_s} s"
+record "after the upgrade: the last project reopened ($last_project), first window ${shown_s} s (load $(load))"
 as_user ftstudio chat "$gguf" --prompt "What colour is milk?" --max-tokens 30 >"$WORK/chat.log" 2>&1 \
   || { cat "$WORK/chat.log"; fail "the upgraded app could not chat with the earlier run's GGUF"; }
 record "after the upgrade: the earlier run's GGUF answers: $(tr '\n' ' ' < "$WORK/chat.log" | cut -c1-80)"
