@@ -52,10 +52,11 @@ Fine-Tune Studio, licensed under the Apache License 2.0 (/usr/share/common-licen
 The Python interpreter and libraries under $APP/python keep their own licences, in their dist-info folders.
 TEXT
 
-# Depends: the system libraries that the interpreter's modules and the Qt libraries link to, as Debian's
+# Depends: the system libraries that the interpreter's modules and llama.cpp's library link to, as Debian's
 # dpkg-shlibdeps finds them, plus those that Qt loads at run time for a desktop session (its xcb platform
 # plugin; the libraries Qt documents for X11), which dpkg-shlibdeps cannot see on a machine without them.
-mkdir -p build/deb/shlibdeps/debian
+# DEBIAN/ first: it marks the package's root, where dpkg-shlibdeps resolves $ORIGIN in llama.cpp's RPATH.
+mkdir -p build/deb/shlibdeps/debian "$STAGE/DEBIAN"
 printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$NAME" "$NAME" > build/deb/shlibdeps/debian/control
 site=$(echo "$PWD/$STAGE$APP/python/lib/python3"*)
 mapfile -t elves < <(find "$PWD/$STAGE$APP/python/bin" "$site/lib-dynload" "$site/site-packages/llama_cpp/lib" -type f \
@@ -63,11 +64,10 @@ mapfile -t elves < <(find "$PWD/$STAGE$APP/python/bin" "$site/lib-dynload" "$sit
 pyver=$(basename "$site")  # the app's own libpython is no system package's
 found=$(cd build/deb/shlibdeps && dpkg-shlibdeps -O --ignore-missing-info -x"lib$pyver" "${elves[@]/#/-e}" 2>../shlibdeps.log \
         | sed -n 's/^shlibs:Depends=//p') || true
-[ -n "$found" ] || echo "warning: dpkg-shlibdeps found no dependencies; see build/deb/shlibdeps.log" >&2
+[ -n "$found" ] || { echo "dpkg-shlibdeps failed; see build/deb/shlibdeps.log" >&2; exit 1; }
 qt="libegl1, libgl1, libfontconfig1, libfreetype6, libglib2.0-0, libdbus-1-3, libx11-6, libx11-xcb1, libxkbcommon0, libxkbcommon-x11-0, libxcb1, libxcb-cursor0, libxcb-icccm4, libxcb-image0, libxcb-keysyms1, libxcb-randr0, libxcb-render-util0, libxcb-shape0, libxcb-xinerama0, libxcb-xkb1"
 installed_kb=$(du -sk "$STAGE" | cut -f1)
 
-mkdir -p "$STAGE/DEBIAN"
 cat > "$STAGE/DEBIAN/control" <<TEXT
 Package: $NAME
 Version: $VERSION
