@@ -95,23 +95,6 @@ def test_training_error_is_reported_in_words(tmp_path, tiny_model_dir):
     assert "missing.jsonl" in final["message"]
 
 
-@pytest.fixture
-def memory_cgroup():
-    """A cgroup (v1 memory controller) that holds 400 MB: a process moved into it and needing more is killed
-    by the kernel's out-of-memory killer, exactly as when RAM runs out. Needs root on Linux."""
-    import os
-    from pathlib import Path
-
-    folder = Path("/sys/fs/cgroup/memory") / f"ftstudio-test-{os.getpid()}"
-    try:
-        folder.mkdir()
-        (folder / "memory.limit_in_bytes").write_text(str(400 * 2**20))
-    except OSError as exc:
-        pytest.skip(f"no memory cgroup to limit a process with here ({exc})")
-    yield folder
-    folder.rmdir()
-
-
 @pytest.mark.slow
 def test_a_worker_killed_for_memory_is_explained_with_a_fix(tmp_path, tiny_model_dir, sample_data, memory_cgroup):
     """Linux's out-of-memory killer ends a process with SIGKILL and no word of its own: the kernel's log says
