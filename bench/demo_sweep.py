@@ -6,11 +6,12 @@ worker, which checks it after training (studio.evaluate: the held-out split and 
 against fine-tuned). Part 1 varies learning rate and steps (rank 16, alpha 32); the demo takes the config
 that is closer to the pirate answers on the most held-out prompts while keeping the base's general knowledge
 (ties: fewer steps, then the lower learning rate). Part 2 trains LoRA r8, DoRA and full fine-tuning with the
-chosen steps (full fine-tuning at the studio's full-fine-tuning preset rate, 2e-5) beside the chosen LoRA r16.
+same 40 steps beside config A (LoRA r16, 1e-3): full fine-tuning at the studio's full-fine-tuning preset rate.
 
-Results go to bench/results/demo_sweep.json after every run, so a cut-short sweep still leaves its numbers.
-Run: OMP_NUM_THREADS=1 python bench/demo_sweep.py [--out DIR] [--only A,B]  (one thread: on a CPU shared with
-other work, two spinning threads lose far more than they gain)
+Each config writes bench/results/demo_sweep/<name>.json when it ends; `--collect` gathers them into
+bench/results/demo_sweep.json. Run: OMP_NUM_THREADS=1 python bench/demo_sweep.py [--only A,B] [--out DIR]
+(one thread per process: on a CPU shared with other work, two spinning threads lose far more than they gain;
+several configs can run side by side with --only).
 """
 from __future__ import annotations
 
@@ -31,73 +32,79 @@ from studio.evaluate.report import read_report, report_path  # noqa: E402
 from studio.train import run_training  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "demo_sweep.json"
-SWEEP = {  # name: (learning rate, steps); rank 16, alpha 32
+PARTS = ROOT / "bench" / "results" / "demo_sweep"  # one file per config, so configs can run side by side
+SWEEP = {  # part 1, rank 16 and alpha 32: name -> (learning rate, steps)
     "A": (1e-3, 40), "B": (5e-4, 40), "C": (2e-4, 40), "D": (1e-3, 20),
+}
+METHODS = {  # part 2, 40 steps each beside A (LoRA r16): LoRA-family at A's rate, full at the full-fine-tuning preset's
+    "LoRA-r8": {"method.rank": 8, "method.alpha": 16, "train.learning_rate": 1e-3},
+    "DoRA-r16": {"method.method": "dora", "train.learning_rate": 1e-3},
+    "full": {"method.method": "full", "train.learning_rate": 2e-5},
 }
 
 
 def train_one(out: Path, name: str, changes: dict) -> dict:
+    from studio.project import save_project
+
     folder = out / name
     project = demo_project(folder, steps=40)
     for key, value in changes.items():
         section, _, field = key.partition(".")
         setattr(getattr(project, section), field, value)
     project.evaluate.after_export = False
-    from studio.project import save_project
     save_project(project, folder / "pirate-demo.ftproj.toml")
     started = time.time()
     run_dir, final = run_training(project, on_event=lambda e: print(f"  [{name}] {e['message']}", flush=True)
                                   if e["type"] == "log" and "evaluation" in e else None)
     row = {"name": name, "changes": changes, "seconds_with_check": round(time.time() - started, 1),
-           "final": final.get("type"), "run": str(run_dir)}
-    report = read_report(report_path(run_dir))
+           "final": final.get("type")}
     row.update(run_row(run_dir))
+    report = read_report(report_path(run_dir))
     if report:
-        row["headline"] = report["verdict"]["headline"]
+        row["report"] = {k: report[k] for k in ("task", "general", "verdict", "seconds", "device")}
+        row["report"]["general"] = {k: v for k, v in report["general"].items() if k != "rows"}
     return row
 
 
 def pick(rows: list[dict]) -> dict:
+    """Closer to the pirate answers on the most held-out prompts while keeping general knowledge; ties: fewer
+    steps, then the lower learning rate."""
     kept = [r for r in rows if r.get("kept") == "kept" and r.get("closer") is not None] or rows
     return max(kept, key=lambda r: (r.get("closer") or 0, -r["changes"]["train.max_steps"],
                                     -r["changes"]["train.learning_rate"]))
 
 
-def save(results: dict) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-
-
-def main() -> int:
+def collect() -> dict:
     import torch
     import transformers
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default=str(Path.home() / "ftstudio-demo-sweep"))
-    parser.add_argument("--only", default="", help="comma-separated sweep names to run (default all)")
-    args = parser.parse_args()
-    out = Path(args.out)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
-               f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}",
+    parts = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(PARTS.glob("*.json"))}
+    sweep = [parts[n] for n in SWEEP if n in parts]
+    methods = [parts[n] for n in ("A", *METHODS) if n in parts]
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+               "each config in its own process with OMP_NUM_THREADS=1, several side by side",
                "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
                "note": "the CPU was shared with other work while this ran: seconds are wall time under that load",
-               "sweep": [], "methods": []}
-    names = [n for n in SWEEP if not args.only or n in args.only.split(",")]
-    for name in names:
-        lr, steps = SWEEP[name]
-        results["sweep"].append(train_one(out, name, {"train.learning_rate": lr, "train.max_steps": steps}))
-        save(results)
-    chosen = pick(results["sweep"])
-    results["chosen"] = chosen["name"]
-    save(results)
-    steps, lr = chosen["changes"]["train.max_steps"], chosen["changes"]["train.learning_rate"]
-    results["methods"].append({**chosen, "name": "LoRA r16"})
-    for name, changes in (("LoRA r8", {"method.rank": 8, "method.alpha": 16, "train.learning_rate": lr}),
-                          ("full", {"method.method": "full", "train.learning_rate": 2e-5}),
-                          ("DoRA r16", {"method.method": "dora", "train.learning_rate": lr})):
-        results["methods"].append(train_one(out, name.replace(" ", "-"), {**changes, "train.max_steps": steps}))
-        results["methods"][-1]["name"] = name
-        save(results)
+               "rule": pick.__doc__.strip(), "sweep": sweep, "methods": methods,
+               "chosen": pick(sweep)["name"] if sweep else None}
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default=str(Path.home() / "ftstudio-demo-sweep"))
+    parser.add_argument("--only", default="", help="comma-separated configs (A,B,C,D,LoRA-r8,DoRA-r16,full)")
+    parser.add_argument("--collect", action="store_true", help="only gather the finished configs into one file")
+    args = parser.parse_args()
+    if not args.collect:
+        PARTS.mkdir(parents=True, exist_ok=True)
+        for name in [n for n in [*SWEEP, *METHODS] if not args.only or n in args.only.split(",")]:
+            changes = ({"train.learning_rate": SWEEP[name][0], "train.max_steps": SWEEP[name][1]} if name in SWEEP
+                       else {**METHODS[name], "train.max_steps": 40})
+            row = train_one(Path(args.out), name, changes)
+            (PARTS / f"{name}.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+    collect()
     return 0
 
 

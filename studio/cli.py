@@ -14,6 +14,7 @@ from pathlib import Path
 
 from studio.data.command import register as register_data
 from studio.errors import StudioError
+from studio.evaluate.command import register as register_evaluate
 from studio.plan.command import register as register_plan
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -110,6 +111,8 @@ def print_export_result(result) -> None:
         print(f"  {line}")
     if result.modelfile:
         print(f"  Ollama Modelfile: {result.modelfile}")
+    if result.evaluation:
+        print(f"  Check: {result.evaluation['summary']}")
     if result.report_path:
         print(f"  Report: {result.report_path}")
 
@@ -149,6 +152,7 @@ def export_command(args) -> int:
                           "modelfile": str(result.modelfile) if result.modelfile else None,
                           "failed": result.failed, "parity": result.parity, "handoff": result.handoff,
                           "warnings": result.preflight.warnings, "seconds": result.seconds,
+                          "evaluation": result.evaluation,
                           "report": str(result.report_path)}, indent=2, ensure_ascii=False))
     else:
         if adapter:
@@ -296,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_data(sub)
     register_plan(sub)
+    register_evaluate(sub)
     return parser
 
 

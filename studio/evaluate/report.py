@@ -77,6 +77,19 @@ def summary_line(report: dict) -> str:
     return " · ".join(parts)
 
 
+def export_line(report: dict) -> str:
+    """One line for an exported file's check, with the trained weights' numbers beside it when known."""
+    task, g, trained = report.get("task"), report["general"], report.get("trained") or {}
+    parts = [report["verdict"]["headline"]]
+    if task and task["examples"]:
+        was = f" (trained weights {trained['task_score']:.0f})" if trained.get("task_score") is not None else ""
+        parts.append(f"closer to your answers on {task['closer']}/{task['examples']}, "
+                     f"task score {task['tuned']['score']:.0f}{was}")
+    was = f" (trained weights {trained['accuracy']:.0%})" if trained.get("accuracy") is not None else ""
+    parts.append(f"general questions {g['tuned']['accuracy']:.0%}{was}")
+    return " · ".join(parts)
+
+
 def _clip(text: str, width: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"

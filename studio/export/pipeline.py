@@ -36,6 +36,7 @@ class ExportResult:
     preflight: Preflight | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # step ("merge", "f16", "q8_0", "check"...) -> time
     handoff: list[str] = field(default_factory=list)  # one sentence per Ollama / LM Studio step, done or not
+    evaluation: dict | None = None  # the check of the Modelfile's file against the base (studio.evaluate)
 
 
 def export_run(run_dir: Path, quants: list[str] | None = None, progress: Progress | None = None,
@@ -81,6 +82,12 @@ def export_run(run_dir: Path, quants: list[str] | None = None, progress: Progres
         result.modelfile = targets["modelfile"]
         atomic_write_text(result.modelfile, render_modelfile(result.files[chosen].name, model_dir,
                                                              project.data.system_prompt))
+        if project.evaluate.after_export:  # the file users will run: did the export keep what training taught?
+            from studio.evaluate import evaluate_export
+
+            result.evaluation = evaluate_export(run_dir, result.files[chosen],
+                                                lambda m, f: say(f"Checking {chosen.upper()}: {m}", 0.95 + 0.05 * f),
+                                                cancelled)
     if ollama or lmstudio:
         from studio.export.handoff import hand_off
 
@@ -149,5 +156,6 @@ def write_report(result: ExportResult, run_dir: Path) -> None:
         "parity": result.parity,
         "modelfile": str(result.modelfile) if result.modelfile else None,
         "handoff": result.handoff,
+        "evaluation": result.evaluation,
     }
     atomic_write_text(result.report_path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
