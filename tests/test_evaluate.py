@@ -143,6 +143,30 @@ def test_advice_is_applicable_and_points_the_right_way():
     assert "learned your task and kept" in good["headline"]
 
 
+def test_batched_answers_equal_one_at_a_time_even_with_the_trainers_attention(tiny_model_dir):
+    """Left padding and the shared prefix must change no answer, also on a model the worker loaded with its
+    packed-row attention (which transformers gives no padding mask unless the engine switches it)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from studio.evaluate.engine import HfEngine
+    from studio.train import attention
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    name = attention.pick(Project(), "cpu", torch.float32, {})
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32, attn_implementation=name)
+    prompts = general.prompts(tokenizer)[:5] + general.prompts(tokenizer, "Answer in one short sentence, please.")[:2]
+    engine = HfEngine(model, tokenizer)
+    batched = engine.generate(prompts, 8)
+    assert [r.text for r in batched] == [engine.generate([p], 8)[0].text for p in prompts]
+    assert model.config._attn_implementation == name  # switched back afterwards
+    rows = [(p, p) for p in prompts]
+    together = engine.nll(rows)
+    alone = [engine.nll([row]) for row in rows]
+    assert together[1] == sum(n for _, n in alone)
+    assert abs(together[0] - sum(loss for loss, _ in alone)) < 1e-3 * together[0]
+
+
 # --- real runs of the tiny model ------------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -262,3 +286,40 @@ def test_cli_runs_lists_the_checked_run(checked_run, capsys):
     assert main(["runs", str(project_file)]) == 0
     out = capsys.readouterr().out
     assert "did not learn" not in out and "kept" in out and "0/12" in out and run_dir.name in out
+
+
+# --- the Results page ---------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_results_page_shows_the_report_applies_advice_and_cancels(qtbot, checked_run, monkeypatch, tmp_path):
+    monkeypatch.setenv("FTSTUDIO_HOME", str(tmp_path))
+    from studio.project import load_project
+    from ui.app import MainWindow
+    from ui.pages.results import ResultsPage
+
+    run_dir, report, _ = checked_run
+    project = load_project(next(run_dir.parents[2].glob("*.ftproj.toml")))
+    window = MainWindow(project)
+    qtbot.addWidget(window)
+    window.show()
+    page = window.page(ResultsPage)
+    window.go_to(ResultsPage)
+    assert window.studio.run_dir == run_dir
+    assert page.headline.text() == report["verdict"]["headline"]
+    assert page.examples.rowCount() == 12 and page.examples.item(0, 0).text() == report["task"]["rows"][0]["prompt"]
+    assert page.general.rowCount() == len(report["general"]["counts"]) + 3
+    assert page.readiness() == (True, "did not learn · kept")
+    qtbot.waitUntil(lambda: page.runs.rowCount() == 1, timeout=30_000)
+
+    assert not page.apply_button.isHidden()
+    page.apply_fix()
+    assert project.train.max_steps == report["verdict"]["fix"]["train.max_steps"] and window.studio.dirty
+    assert page.apply_button.isHidden() and "Applied to the project" in page.status.text()
+
+    written = report_path(run_dir).stat().st_mtime_ns
+    page.start_check(gguf=False)
+    assert page.checking and not page.cancel_button.isHidden()
+    page.cancel()
+    qtbot.waitUntil(lambda: not page.checking, timeout=120_000)
+    assert "Cancelled" in page.status.text() and report_path(run_dir).stat().st_mtime_ns == written
+    window.studio.dirty = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -59,6 +60,25 @@ def shared_prefix(prompts: list[list[int]]) -> int:
     return max(0, n)
 
 
+@contextmanager
+def padding_aware(model):
+    """Run `model` with an attention that honours a padding mask. The trainer's packed-row attention
+    (studio.train.attention, "studio_varlen") registers no mask function with transformers, which then passes no
+    mask at all: left-padded rows would attend to their pads. Such a model runs on SDPA while it is checked."""
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    current = getattr(base.config, "_attn_implementation", None)
+    if current is None or current in ALL_MASK_ATTENTION_FUNCTIONS:
+        yield
+        return
+    base.set_attn_implementation("sdpa")
+    try:
+        yield
+    finally:
+        base.set_attn_implementation(current)
+
+
 class HfEngine:
     """A transformers model as it is in memory now: calling it inside `model.disable_adapter()` gives the base."""
 
@@ -78,7 +98,7 @@ class HfEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), padding_aware(self.model):
                 for start in range(0, len(order), self.batch_size):
                     check(cancelled)
                     batch = order[start:start + self.batch_size]
@@ -148,7 +168,7 @@ class HfEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), padding_aware(self.model):
                 for batch in _token_batches(order, [len(r[0]) for r in rows], LOSS_BATCH_TOKENS):
                     check(cancelled)
                     width = max(len(rows[i][0]) for i in batch)
