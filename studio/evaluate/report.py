@@ -45,10 +45,11 @@ def report_path(run_dir: Path, gguf: Path | None = None) -> Path:
     return folder / (f"gguf-{Path(gguf).stem}.json" if gguf else REPORT_FILE)
 
 
-def write_report(report: dict, path: Path) -> Path:
+def write_report(report: dict, path: Path) -> dict:
+    """Write the report under its final name in one step; returns it as written (with schema and date)."""
     report = {"schema": SCHEMA, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **report}
     atomic_write_text(path, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
-    return path
+    return report
 
 
 def read_report(path: Path) -> dict | None:

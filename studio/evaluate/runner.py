@@ -215,7 +215,7 @@ def _finish(run_dir, project, kind, weights, model, tokenizer, base_dir, device,
     subject = {"kind": kind, "path": str(weights), "label": LABELS[kind]}
     report = compare_sides(project, run_dir, subject, tokenizer, HfEngine(model, tokenizer),
                            _base_side(model, tokenizer, base_dir, device, dtype), progress, cancelled, device)
-    write_report(report, report_path(run_dir))
+    report = write_report(report, report_path(run_dir))
     if progress:
         progress("Checked", 1.0)
     return report
@@ -299,7 +299,8 @@ def _evaluate_gguf(run_dir: Path, project, gguf: Path, progress, cancelled) -> d
     tokenizer = _tokenizer(kind_weights[1] if kind_weights else base_dir)
     inputs = held_out(project, tokenizer)
     base = cached_base(run_dir, inputs)
-    n_ctx = max([len(p) for p in inputs.prompts + general.prompts(tokenizer)] + [general.PROSE_WINDOW] +
+    n_ctx = max([len(p) for p in inputs.prompts + general.prompts(tokenizer, project.data.system_prompt)] +
+                [general.PROSE_WINDOW] +
                 [len(r[0]) for r in inputs.loss_rows]) + max(inputs.answer_tokens, general.ANSWER_TOKENS) + 8
     engine = GgufEngine(gguf, tokenizer, n_ctx)
     device, dtype = _device_and_dtype()
@@ -316,7 +317,7 @@ def _evaluate_gguf(run_dir: Path, project, gguf: Path, progress, cancelled) -> d
                              "answer_loss": trained["task"]["tuned"]["answer_loss"] if trained.get("task") else None,
                              "accuracy": trained["general"]["tuned"]["accuracy"],
                              "prose_perplexity": trained["general"]["tuned"]["prose_perplexity"]}
-    write_report(report, report_path(run_dir, gguf))
+    report = write_report(report, report_path(run_dir, gguf))
     if progress:
         progress("Checked", 1.0)
     return report

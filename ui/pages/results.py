@@ -368,21 +368,16 @@ class ResultsPage(Page):
             self.status.setText("Cancelling after the current batch…")
 
     def apply_fix(self) -> None:
-        from studio.presets import apply_changes
-
         if not self.fix:
             return
         try:
-            apply_changes(self.project, self.fix)
+            changes = self.studio.apply_changes(self.fix)
         except StudioError as error:
             QMessageBox.warning(self, "Cannot apply the advice", str(error))
             return
-        changes = ", ".join(f"{k} = {v}" for k, v in self.fix.items())
         self.fix = None
         self.apply_button.setVisible(False)
         self.status.setText(f"Applied to the project: {changes}. Train again to use it.")
-        self.studio.edited()
-        self.studio.project_loaded.emit()  # the other pages reload their controls from the changed project
 
     def _update_buttons(self) -> None:
         busy = self.studio.busy or self.checking
