@@ -323,3 +323,23 @@ def test_results_page_shows_the_report_applies_advice_and_cancels(qtbot, checked
     qtbot.waitUntil(lambda: not page.checking, timeout=120_000)
     assert "Cancelled" in page.status.text() and report_path(run_dir).stat().st_mtime_ns == written
     window.studio.dirty = False
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_at_a_high_learning_rate_forgets(tmp_path, sample_data):
+    """The embedded model, fully fine-tuned at a LoRA-sized learning rate (50x the full-fine-tuning preset's):
+    the check must see the damage and advise LoRA."""
+    from studio.demo import demo_project
+    from studio.train import run_training
+
+    project = demo_project(tmp_path, steps=4)
+    project.method.method = "full"
+    project.train.learning_rate = 1e-3
+    save_project(project, project.path)
+    run_dir, final = run_training(project)
+    assert final["type"] == "done", final
+    report = read_report(report_path(run_dir))
+    assert report["subject"]["kind"] == "model"
+    assert report["verdict"]["kept"] in (verdict.FORGOT_SOME, verdict.FORGOT_LOT), report["verdict"]
+    assert report["verdict"]["advice"][0]["changes"]["method.method"] == "lora"
+    assert report["general"]["tuned"]["prose_perplexity"] > report["general"]["base"]["prose_perplexity"]

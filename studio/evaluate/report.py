@@ -96,7 +96,7 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def format_report(report: dict, width: int = 38, lost_shown: int = 8) -> str:
+def format_report(report: dict, width: int = 80, lost_shown: int = 8) -> str:
     """The report as text for a terminal: verdict card, every held-out prompt, the forgetting table."""
     v, task, general = report["verdict"], report.get("task"), report["general"]
     out = [f"== {v['headline']} ==",
@@ -107,17 +107,16 @@ def format_report(report: dict, width: int = 38, lost_shown: int = 8) -> str:
     out.append(f"   Checked: {report['subject']['label']} against the base model {report['base']['model']} "
                f"({report['seconds']['total']:.0f}s on {report['device']}).")
     if task and task["rows"]:
-        out.append(f"\nEvery held-out prompt ({task['source']}; score = {task['metric']}, 0-100):")
-        out.append(f"  {'prompt':<{width}} {'your answer':<{width}} {'base':<{width}} {'fine-tuned':<{width}} "
-                   "base  tuned")
-        for r in task["rows"]:
-            mark = "+" if r["closer"] else " "
-            out.append(f"  {_clip(r['prompt'], width):<{width}} {_clip(r['reference'], width):<{width}} "
-                       f"{_clip(r['base'], width):<{width}} {_clip(r['tuned'], width):<{width}} "
-                       f"{r['base_score']:5.0f} {r['tuned_score']:5.0f}{mark}")
-        out.append(f"  answer loss {task['base']['answer_loss']:.3f} → {task['tuned']['answer_loss']:.3f} "
-                   f"(perplexity {task['base']['perplexity']:.1f} → {task['tuned']['perplexity']:.1f}); "
-                   "+ = closer to your answer than the base")
+        out.append(f"\nEvery held-out prompt ({task['source']}); score: {task['metric']}, 0-100, "
+                   "+ where the fine-tuned answer is closer to yours than the base's:")
+        for k, r in enumerate(task["rows"], 1):
+            out.append(f"  {k:>2}. {_clip(r['prompt'], width)}")
+            out.append(f"      your answer     : {_clip(r['reference'], width)}")
+            out.append(f"      base       {r['base_score']:3.0f}  : {_clip(r['base'], width)}")
+            out.append(f"      fine-tuned {r['tuned_score']:3.0f}{'+' if r['closer'] else ' '} : "
+                       f"{_clip(r['tuned'], width)}")
+        out.append(f"  Loss of your answers {task['base']['answer_loss']:.3f} → {task['tuned']['answer_loss']:.3f} "
+                   f"(perplexity {task['base']['perplexity']:.1f} → {task['tuned']['perplexity']:.1f}).")
     elif report.get("task_note"):
         out.append(f"\n{report['task_note']}")
     b, t = general["base"], general["tuned"]
