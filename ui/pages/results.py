@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFrame, QHBoxLayout, QHeaderView, QLabel,
                                QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QTabWidget,
@@ -33,7 +33,16 @@ def table(headers: list[str]) -> QTableWidget:
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     view.setWordWrap(True)
     view.verticalHeader().setVisible(False)
+    # Wrapped rows get their height for the columns' final widths, not for the widths at filling time.
+    view.horizontalHeader().sectionResized.connect(lambda *_: QTimer.singleShot(0, view.resizeRowsToContents))
     return view
+
+
+def fit_height(view: QTableWidget) -> None:
+    """A short table as tall as its rows, so nothing in it needs scrolling."""
+    view.resizeRowsToContents()
+    rows = sum(view.rowHeight(r) for r in range(view.rowCount()))
+    view.setFixedHeight(view.horizontalHeader().height() + rows + 2 * view.frameWidth())
 
 
 def fill(view: QTableWidget, rows: list[list], colours: dict[tuple[int, int], QColor] | None = None) -> None:
@@ -111,15 +120,17 @@ class ResultsPage(Page):
 
         self.examples = table(["prompt", "your answer", "base model", "fine-tuned", "score: base → fine-tuned"])
         self.general = table(["", "base model", "fine-tuned"])
-        self.lost = table(["question the base answered right", "base model", "fine-tuned now"])
+        self.lost = table(["question", "base model", "fine-tuned now"])
         general_tab = QWidget()
         general_layout = QVBoxLayout(general_tab)
         general_layout.setContentsMargins(0, 4, 0, 0)
         self.general_note = role_label("hint", "")
         self.general_note.setWordWrap(True)
+        self.lost_note = QLabel("")
         general_layout.addWidget(self.general_note)
-        general_layout.addWidget(self.general, 2)
-        general_layout.addWidget(self.lost, 3)
+        general_layout.addWidget(self.general)
+        general_layout.addWidget(self.lost_note)
+        general_layout.addWidget(self.lost, 1)
         from studio.evaluate.compare import COLUMNS
 
         self.runs = table([label for _, label in COLUMNS])
@@ -275,13 +286,14 @@ class ResultsPage(Page):
                 colours[(n + k, 2)] = BAD
         fill(self.general, rows, colours)
         self.general.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        fit_height(self.general)
         self.general_note.setText(f"{g['questions']} short questions shipped with the app (facts, arithmetic, common "
                                   f"sense, simple instructions), each answered in at most {g['answer_tokens']} tokens "
                                   "by both models. Red: worse than the base beyond the verdict's threshold.")
         by_id = {r["id"]: r for r in g["rows"]}
         fill(self.lost, [[by_id[q]["question"], by_id[q]["base"], by_id[q]["tuned"]] for q in g["lost"]])
-        self.lost.setHorizontalHeaderLabels([f"{len(g['lost'])} questions the base answered right and the fine-tuned "
-                                             "model now misses", "base model", "fine-tuned now"])
+        self.lost_note.setText(f"<b>{len(g['lost'])} questions the base model answered right and the fine-tuned "
+                               f"model now misses</b> ({len(g['gained'])} the other way round):")
         self.lost.resizeRowsToContents()
 
     def _load_runs(self) -> None:
