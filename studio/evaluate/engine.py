@@ -12,7 +12,6 @@ labelled positions ever reach the output layer (studio.train.loss).
 from __future__ import annotations
 
 import inspect
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,8 +219,9 @@ class GgufEngine:
         if not path.is_file():
             raise ModelError(f"The GGUF file {path} does not exist. Export the run first, or name an existing file.")
         try:
-            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, n_threads=os.cpu_count() or 1,
-                             n_gpu_layers=-1, verbose=False)
+            # llama-cpp-python's own thread count (half the logical CPUs): on a 2-core machine shared with other
+            # work, two spinning threads ran 7x slower than one (20 questions: 220 s against 30 s).
+            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, n_gpu_layers=-1, verbose=False)
         except ValueError as exc:
             raise ModelError(f"llama.cpp could not load {path.name}: {exc}") from None
         self.tokenizer = tokenizer
