@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=new_command)
 
     p = sub.add_parser("demo", help="train the embedded model on the sample data and export GGUFs, end to end")
-    p.add_argument("--steps", type=int, default=40, help="optimizer steps to train (default 40)")
+    p.add_argument("--steps", type=int, default=20, help="optimizer steps to train (default 20)")
     p.add_argument("--out", default="demo-out", help="folder for the demo project and its run")
     p.set_defaults(func=demo_command)
 
