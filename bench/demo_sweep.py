@@ -81,11 +81,12 @@ def collect() -> dict:
     parts = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(PARTS.glob("*.json"))}
     sweep = [parts[n] for n in SWEEP if n in parts]
     methods = [parts[n] for n in ("A", *METHODS) if n in parts]
+    methods_20 = [parts[n] for n in ("D", *(f"{m}@20" for m in METHODS)) if n in parts]
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
                "each config in its own process with OMP_NUM_THREADS=1, several side by side",
                "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
                "note": "the CPU was shared with other work while this ran: seconds are wall time under that load",
-               "rule": pick.__doc__.strip(), "sweep": sweep, "methods": methods,
+               "rule": pick.__doc__.strip(), "sweep": sweep, "methods": methods, "methods_20_steps": methods_20,
                "chosen": pick(sweep)["name"] if sweep else None}
     RESULTS.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     return results
@@ -96,14 +97,16 @@ def main() -> int:
     parser.add_argument("--out", default=str(Path.home() / "ftstudio-demo-sweep"))
     parser.add_argument("--only", default="", help="comma-separated configs (A,B,C,D,LoRA-r8,DoRA-r16,full)")
     parser.add_argument("--collect", action="store_true", help="only gather the finished configs into one file")
+    parser.add_argument("--steps", type=int, default=40, help="steps of the part-2 runs (saved as NAME@STEPS)")
     args = parser.parse_args()
     if not args.collect:
         PARTS.mkdir(parents=True, exist_ok=True)
         for name in [n for n in [*SWEEP, *METHODS] if not args.only or n in args.only.split(",")]:
             changes = ({"train.learning_rate": SWEEP[name][0], "train.max_steps": SWEEP[name][1]} if name in SWEEP
-                       else {**METHODS[name], "train.max_steps": 40})
-            row = train_one(Path(args.out), name, changes)
-            (PARTS / f"{name}.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+                       else {**METHODS[name], "train.max_steps": args.steps})
+            label = name if name in SWEEP or args.steps == 40 else f"{name}@{args.steps}"
+            row = train_one(Path(args.out), label, changes)
+            (PARTS / f"{label}.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
     collect()
     return 0
 

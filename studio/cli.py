@@ -34,8 +34,10 @@ class Bar:
             sys.stderr.write(f"\r{self.label}: [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {message[:50]:<50}")
             if fraction >= 1.0:
                 sys.stderr.write("\n")
-        elif fraction - self.last >= 0.25 or fraction >= 1.0:
+        elif fraction - self.last >= 0.25 or fraction >= 1.0:  # a line per quarter since the last line written
             sys.stderr.write(f"{self.label}: {fraction:.0%} {message}\n")
+        else:
+            return
         self.last = fraction
         sys.stderr.flush()
 
