@@ -65,7 +65,7 @@ def train_command(args) -> int:
     from studio.train import run_training
     from studio.train.runs import PROJECT_FILE
 
-    target = Path(args.target)
+    target = user_path(args.target)
     bar = Bar("Training")
     if target.is_dir() and (target / PROJECT_FILE).is_file():
         run_dir, final = run_training(run_dir=target, resume=args.resume, on_event=lambda e: print_training_event(e, bar))
@@ -80,14 +80,23 @@ def train_command(args) -> int:
             sys.stderr.write(final["details"] + "\n")
         return EXIT_FAILED
     print(f"Run folder: {run_dir}")
+    if final.get("output") is None:
+        print(final.get("message") or "Nothing was trained.")
+        return EXIT_OK
     print(f"Trained weights: {final['output']}" + (" (stopped early; resume with --resume)" if final.get("stopped") else ""))
     return EXIT_OK
+
+
+def user_path(text: str) -> Path:
+    """A path typed by the user, made absolute once, here at the edge: every stage and every child process
+    after this sees the same folder whatever its own working directory is."""
+    return Path(text).expanduser().resolve()
 
 
 def merge_command(args) -> int:
     from studio.merge import merge_run
 
-    print(f"Merged model: {merge_run(Path(args.run_dir), Bar('Merging'))}")
+    print(f"Merged model: {merge_run(user_path(args.run_dir), Bar('Merging'))}")
     return EXIT_OK
 
 
@@ -111,6 +120,8 @@ def print_export_result(result) -> None:
             print(f"  Note: {warning}")
     for line in result.handoff:
         print(f"  {line}")
+    for problem in result.problems:
+        print(f"  Problem: {problem}")
     if result.modelfile:
         print(f"  Ollama Modelfile: {result.modelfile}")
     if result.evaluation:
@@ -135,9 +146,9 @@ def export_command(args) -> int:
     from studio.export.preflight import preflight_export
     from studio.train.runs import load_run_project
 
-    run_dir = Path(args.run_dir)
+    run_dir = user_path(args.run_dir)
     quants = [q.strip().lower() for q in args.quant.split(",") if q.strip()] if args.quant else None
-    out_dir = Path(args.out) if args.out else None
+    out_dir = user_path(args.out) if args.out else None
     adapter = export_adapter(run_dir, out_dir, args.overwrite, Bar("Adapter")) if args.adapter else None
     if args.adapter and not quants:  # --adapter alone: only the adapter, for users who keep the base
         print(json.dumps({"adapter": str(adapter)}, indent=2) if args.json else f"  LoRA adapter GGUF: {adapter}")
@@ -155,18 +166,20 @@ def export_command(args) -> int:
                           "failed": result.failed, "parity": result.parity, "handoff": result.handoff,
                           "warnings": result.preflight.warnings, "seconds": result.seconds,
                           "evaluation": result.evaluation,
-                          "report": str(result.report_path)}, indent=2, ensure_ascii=False))
+                          "problems": result.problems,
+                          "report": str(result.report_path) if result.report_path else None}, indent=2,
+                         ensure_ascii=False))
     else:
         if adapter:
             print(f"  LoRA adapter GGUF: {adapter}")
         print_export_result(result)
-    return EXIT_FAILED if result.failed else EXIT_OK
+    return EXIT_FAILED if result.failed or result.problems else EXIT_OK
 
 
 def chat_command(args) -> int:
     from studio.chat import GgufChat
 
-    chat = GgufChat(Path(args.gguf))
+    chat = GgufChat(user_path(args.gguf))
     messages = [{"role": "user", "content": args.prompt}]
     for piece in chat.stream(messages, max_tokens=args.max_tokens):
         sys.stdout.write(piece)
@@ -211,7 +224,7 @@ def setup_command(args) -> int:
 def demo_command(args) -> int:
     from studio.demo import run_demo
 
-    return run_demo(steps=args.steps, out_dir=Path(args.out))
+    return run_demo(steps=args.steps, out_dir=user_path(args.out))
 
 
 def gui_command(args) -> int:

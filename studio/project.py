@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,6 +31,8 @@ EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
 class ModelSettings:
     # "embedded:SmolLM2-135M-Instruct", a local model folder, or a Hugging Face Hub id.
     name: str = EMBEDDED_MODEL
+    # Some model folders ship their own Python code (config.json "auto_map"); it runs only when this is true.
+    trust_remote_code: bool = False
 
 
 @dataclass
@@ -151,6 +154,11 @@ class Project:
         _check_range("train.grad_accumulation", self.train.grad_accumulation, 1, 4096)
         _check_range("train.max_seq_len", self.train.max_seq_len, 16, 1_048_576)
         _check_range("data.eval_fraction", self.data.eval_fraction, 0.0, 0.5)
+        _check_range("train.weight_decay", self.train.weight_decay, 0.0, 1.0)
+        _check_range("train.seed", self.train.seed, 0, 2**32 - 1)
+        _check_range("train.logging_steps", self.train.logging_steps, 1, 1_000_000)
+        _check_range("train.eval_steps", self.train.eval_steps, 0, 10_000_000)
+        _check_range("train.save_steps", self.train.save_steps, 0, 10_000_000)
         if self.data.sheet:
             from studio.data.readers import SHEETS
 
@@ -173,8 +181,14 @@ def _check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def _check_range(key: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProjectError(f"{key} = {value!r} is not a number; give one from {_number(low)} to {_number(high)}.")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
-        raise ProjectError(f"{key} = {value!r} must be a number from {low:g} to {high:g}.")
+        raise ProjectError(f"{key} = {value!r} must be a number from {_number(low)} to {_number(high)}.")
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _typed(section: str, cls: type, raw: Any) -> Any:

@@ -44,12 +44,15 @@ def run(args) -> int:
     gpu = gpu_from_numbers("the planned GPU", int(args.gpu_gb * GiB)) if args.gpu_gb else detect_gpu()
     ver = verdict(est, gpu)
     fit = auto_fit(config, settings, gpu) if args.auto_fit else None
+    finish = will_it_finish(args, config)
     if args.json:
         out = est.to_dict()
         out["gpu"] = gpu.to_dict()
         out["verdict"] = ver.to_dict()
         if fit is not None:
             out["auto_fit"] = fit
+        if finish is not None:
+            out["disk"], out["duration"] = finish[0].to_dict(), finish[1]
         print(json.dumps(out, indent=2))
         return 0
     print(f"Estimated peak GPU memory: {_gb(est.total_bytes)}  ({est.params_total / 1e9:.2f}B parameters, "
@@ -63,10 +66,24 @@ def run(args) -> int:
         print(f"  - {fix.label}: {changes} -> {_gb(fix.new_total_bytes)}")
     if fit is not None:
         print("Auto-fit: " + (", ".join(f"{k} = {v}" for k, v in fit.items()) if fit else "no batch size fits."))
+    if finish is not None:
+        for sentence in finish[0].sentences() + ([finish[1]] if finish[1] else []):
+            print(sentence)
     print("Assumptions:")
     for note in est.assumptions:
         print(f"  - {note}")
     return 0
+
+
+def will_it_finish(args, config: dict):
+    """(disk forecast, duration sentence or None) for a project file; None when planning from flags alone."""
+    if not args.project:
+        return None
+    from studio.plan.disk import duration_sentence, forecast_disk
+    from studio.project import load_project
+
+    project = load_project(args.project)
+    return forecast_disk(project, config), duration_sentence(project)
 
 
 def _inputs(args) -> tuple[dict, PlanSettings]:

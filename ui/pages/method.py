@@ -19,7 +19,7 @@ from ui.pages import Page
 from ui.theme import role_label
 from ui.widgets.plan_gpu import planning_gpu
 from ui.widgets.sci_spin import ScientificSpinBox
-from ui.widgets.vram_panel import VramPanel
+from ui.widgets.vram_panel import VramPanel, set_role
 
 METHOD_NAMES = {"full": "Full fine-tuning", "lora": "LoRA", "qlora": "QLoRA (4-bit base)",
                 "lora8bit": "LoRA on an 8-bit base", "dora": "DoRA"}
@@ -104,6 +104,9 @@ class MethodPage(Page):
         self.panel.plan_for.changed.connect(self.update_estimate)
         self.panel.fix_chosen.connect(self.apply_fix)
         self.panel.auto_fit_button.clicked.connect(self.auto_fit_batch)
+        self.disk_label = role_label("hint")  # will the run finish: disk space, beside the memory verdict
+        self.disk_label.setWordWrap(True)
+        self.panel.layout().insertWidget(self.panel.layout().count() - 1, self.disk_label)
         layout.addWidget(self.panel)
         studio.project_edited.connect(self.update_estimate)
         studio.gpu_detected.connect(self._gpu_detected)
@@ -370,6 +373,19 @@ class MethodPage(Page):
         gpu = planning_gpu(self.studio.gpu)
         self.verdict = verdict(self.estimate, gpu)
         self.panel.show_estimate(self.estimate, self.verdict, gpu)
+        self.show_disk(config)
+
+    def show_disk(self, config: dict) -> None:
+        from studio.plan.disk import duration_sentence, forecast_disk
+
+        try:
+            forecast = forecast_disk(self.project, config)
+        except (StudioError, OSError) as error:
+            self.disk_label.setText(str(error))
+            return
+        lines = forecast.sentences() + [line for line in [duration_sentence(self.project)] if line]
+        self.disk_label.setText("\n".join(lines))
+        set_role(self.disk_label, "hint" if forecast.fits else "bad")
 
     @property
     def estimate_label(self):
