@@ -221,16 +221,17 @@ def _finish(run_dir, project, kind, weights, model, tokenizer, base_dir, device,
     return report
 
 
-def evaluate_in_worker(run_dir: Path, model, tokenizer, events) -> dict | None:
+def evaluate_in_worker(run_dir: Path, model, tokenizer, events, stop=None) -> dict | None:
     """After training, in the worker: check the model in memory, report progress as `log` events (each with an
-    `evaluation` field), stop when the run's STOP file appears. Never raises: a failed check must not turn a
-    finished training run into a failed one."""
+    `evaluation` field), stop when the worker is asked to (`stop` is truthy: the STOP file, a signal, the reader
+    gone; without it the STOP file alone). Never raises: a failed check must not turn a finished training run
+    into a failed one."""
     import torch
 
     from studio.models import resolve_model
     from studio.train.runs import STOP_FILE, load_run_project
 
-    stop = Path(run_dir) / STOP_FILE
+    stop_file = Path(run_dir) / STOP_FILE
     last = [-1.0]
 
     def progress(message: str, fraction: float) -> None:
@@ -246,9 +247,9 @@ def evaluate_in_worker(run_dir: Path, model, tokenizer, events) -> dict | None:
         dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
         report = _finish(run_dir, project, kind, weights, model, tokenizer, resolve_model(project.model.name),
                          device, dtype if dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32,
-                         progress, stop.exists)
+                         progress, (lambda: bool(stop)) if stop is not None else stop_file.exists)
     except Cancelled:
-        stop.unlink(missing_ok=True)
+        stop_file.unlink(missing_ok=True)
         events.emit("log", message="The check after training was stopped; nothing was written. "
                                    "Check the run later from the Results page or with `ftstudio eval`.",
                     evaluation={"cancelled": True})

@@ -307,7 +307,7 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
         from studio.evaluate import evaluate_in_worker
 
         del trainer  # its optimizer state is not needed to check the model
-        evaluate_in_worker(run_dir, model, tokenizer, events)
+        evaluate_in_worker(run_dir, model, tokenizer, events, stop)
     return EXIT_OK
 
 
