@@ -234,7 +234,7 @@ def gui_command(args) -> int:
         raise StudioError("The desktop app is not part of this build yet; every stage works from the command "
                           "line: try `ftstudio demo`, or `ftstudio --help`.") from None
 
-    return gui_main(args.project)
+    return gui_main(args.project, smoke=args.smoke)
 
 
 def shortcut_command(args) -> int:
@@ -259,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gui", help="open the desktop app (the default)")
     p.add_argument("project", nargs="?", help="a *.ftproj.toml to open")
+    p.add_argument("--smoke", action="store_true", help="print when the window is shown, then quit (install checks)")
     p.set_defaults(func=gui_command)
 
     p = sub.add_parser("setup", help="prepare the embedded model and the GGUF converter (once, after install)")

@@ -32,7 +32,10 @@ def runtime_version() -> str:
 
 
 def converter_dir() -> Path:
-    return paths.tools_dir() / f"llama.cpp-converter-{runtime_version()}"
+    """The converter a desktop package ships beside its Python, else the one `ftstudio setup` fetched."""
+    name = f"llama.cpp-converter-{runtime_version()}"
+    shipped = paths.bundled_tools_dir() / name
+    return shipped if shipped.is_dir() else paths.tools_dir() / name
 
 
 def tool_python() -> str:
@@ -118,6 +121,13 @@ def convert_lora_to_gguf(adapter_dir: Path, base_dir: Path, out_file: Path, outt
                   progress, cancelled)
 
 
+# The script imports its `conversion` package from its own folder. Python puts a script's folder on the path
+# only in its default mode: not under PYTHONSAFEPATH or -P, nor with the ._pth file that isolates the Windows
+# package's Python. So the folder goes on the path here, whatever the mode.
+RUN_SCRIPT = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); sys.argv = sys.argv[2:]; "
+              "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
 def run_converter(arguments: list[str], label: str, script_name: str, progress: Progress | None,
                   cancelled: Callable[[], bool] | None) -> None:
     """One converter script in a child process (absolute paths, its own folder as the working directory, so
@@ -127,9 +137,9 @@ def run_converter(arguments: list[str], label: str, script_name: str, progress: 
 
     script = converter_script(script_name)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # never the network at export time
-    proc = tethered_popen([tool_python(), str(script), *arguments], python=tool_python(), stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=str(script.parent),
-                          env=env)
+    command = [tool_python(), "-c", RUN_SCRIPT, str(script.parent), str(script), *arguments]
+    proc = tethered_popen(command, python=tool_python(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, cwd=str(script.parent), env=env)
     output = []
     assert proc.stdout is not None
     for line in iter(proc.stdout.readline, ""):
