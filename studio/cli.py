@@ -14,6 +14,7 @@ from pathlib import Path
 
 from studio.data.command import register as register_data
 from studio.errors import StudioError
+from studio.evaluate.command import register as register_evaluate
 from studio.plan.command import register as register_plan
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -33,8 +34,10 @@ class Bar:
             sys.stderr.write(f"\r{self.label}: [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {message[:50]:<50}")
             if fraction >= 1.0:
                 sys.stderr.write("\n")
-        elif fraction - self.last >= 0.25 or fraction >= 1.0:
+        elif fraction - self.last >= 0.25 or fraction >= 1.0:  # a line per quarter since the last line written
             sys.stderr.write(f"{self.label}: {fraction:.0%} {message}\n")
+        else:
+            return
         self.last = fraction
         sys.stderr.flush()
 
@@ -121,6 +124,8 @@ def print_export_result(result) -> None:
         print(f"  Problem: {problem}")
     if result.modelfile:
         print(f"  Ollama Modelfile: {result.modelfile}")
+    if result.evaluation:
+        print(f"  Check: {result.evaluation['summary']}")
     if result.report_path:
         print(f"  Report: {result.report_path}")
 
@@ -160,6 +165,7 @@ def export_command(args) -> int:
                           "modelfile": str(result.modelfile) if result.modelfile else None,
                           "failed": result.failed, "parity": result.parity, "handoff": result.handoff,
                           "warnings": result.preflight.warnings, "seconds": result.seconds,
+                          "evaluation": result.evaluation,
                           "problems": result.problems,
                           "report": str(result.report_path) if result.report_path else None}, indent=2,
                          ensure_ascii=False))
@@ -269,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=new_command)
 
     p = sub.add_parser("demo", help="train the embedded model on the sample data and export GGUFs, end to end")
-    p.add_argument("--steps", type=int, default=40, help="optimizer steps to train (default 40)")
+    p.add_argument("--steps", type=int, default=20, help="optimizer steps to train (default 20)")
     p.add_argument("--out", default="demo-out", help="folder for the demo project and its run")
     p.set_defaults(func=demo_command)
 
@@ -310,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_data(sub)
     register_plan(sub)
+    register_evaluate(sub)
     return parser
 
 

@@ -95,8 +95,15 @@ class ExportSettings:
     output_dir: str = ""  # empty: the run folder's export/
 
 
+@dataclass
+class EvaluateSettings:
+    # Check each run against its base model (studio.evaluate): right after training, and the GGUF after export.
+    after_training: bool = True
+    after_export: bool = True
+
+
 SECTIONS = {"model": ModelSettings, "data": DataSettings, "method": MethodSettings,
-            "train": TrainSettings, "export": ExportSettings}
+            "train": TrainSettings, "export": ExportSettings, "evaluate": EvaluateSettings}
 
 
 @dataclass
@@ -107,6 +114,7 @@ class Project:
     method: MethodSettings = field(default_factory=MethodSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
+    evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
     # Where the project file lives; relative paths inside it are relative to this folder. Not saved.
     path: Path | None = field(default=None, compare=False)
 

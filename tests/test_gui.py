@@ -26,7 +26,7 @@ def open_window(qtbot, tmp_path, model, data, name, steps):
 @pytest.mark.slow
 def test_window_trains_and_plots(qtbot, tmp_path, tiny_model_dir, sample_data):
     project, window = open_window(qtbot, tmp_path, tiny_model_dir, sample_data, "gui", steps=3)
-    assert window.pages.count() == 6
+    assert window.pages.count() == 7
     method, train = window.page(MethodPage), window.page(TrainPage)
     before = method.estimate_label.text()
     method.batch.setValue(64)

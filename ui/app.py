@@ -21,11 +21,12 @@ from ui.pages.data import DataPage
 from ui.pages.export import ExportPage
 from ui.pages.method import MethodPage
 from ui.pages.model import ModelPage
+from ui.pages.results import ResultsPage
 from ui.pages.test import TestPage
 from ui.pages.train import TrainPage
 from ui.tasks import Task, stop_all
 
-PAGE_CLASSES = (ModelPage, DataPage, MethodPage, TrainPage, TestPage, ExportPage)
+PAGE_CLASSES = (ModelPage, DataPage, MethodPage, TrainPage, ResultsPage, TestPage, ExportPage)
 STAGES = [cls.title for cls in PAGE_CLASSES]
 PROJECT_FILTER = "Fine-Tune Studio projects (*.ftproj.toml)"
 

@@ -44,6 +44,7 @@ class ExportResult:
     handoff: list[str] = field(default_factory=list)  # one sentence per Ollama / LM Studio step, done or not
     problems: list[str] = field(default_factory=list)  # what could not be written (the Modelfile, the report)
     merged_again: bool = False  # the run's merge was missing or stale, and was made from its present weights
+    evaluation: dict | None = None  # the check of the Modelfile's file against the base (studio.evaluate)
 
 
 def export_run(run_dir: Path, quants: list[str] | None = None, progress: Progress | None = None,
@@ -98,6 +99,11 @@ def export_run(run_dir: Path, quants: list[str] | None = None, progress: Progres
             text = render_modelfile(result.files[chosen].name, model_dir, project.data.system_prompt)
             if write_small_file(targets["modelfile"], text, "the Ollama Modelfile", result):
                 result.modelfile = targets["modelfile"]
+            if project.evaluate.after_export:  # the file users will run: did it keep what training taught?
+                from studio.evaluate import evaluate_export
+
+                result.evaluation = evaluate_export(run_dir, result.files[chosen], lambda m, f: say(
+                    f"Checking {chosen.upper()}: {m}", 0.95 + 0.05 * f), cancelled)
         if ollama or lmstudio:
             from studio.export.handoff import hand_off
 
@@ -226,6 +232,7 @@ def write_report(result: ExportResult, run_dir: Path, path: Path) -> None:
         "handoff": result.handoff,
         "problems": result.problems,
         "merged_again": result.merged_again,
+        "evaluation": result.evaluation,
     }
     if write_small_file(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n", "the export report", result):
         result.report_path = path

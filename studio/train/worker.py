@@ -303,6 +303,11 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     events.emit("done", trainer.state.global_step, stopped=stopped, output=str(out_dir), final_loss=final_loss,
                 total_steps=total)
     (run_dir / STOP_FILE).unlink(missing_ok=True)
+    if project.evaluate.after_training and not stopped:
+        from studio.evaluate import evaluate_in_worker
+
+        del trainer  # its optimizer state is not needed to check the model
+        evaluate_in_worker(run_dir, model, tokenizer, events, stop)
     return EXIT_OK
 
 
