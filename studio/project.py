@@ -80,6 +80,9 @@ class TrainSettings:
     logging_steps: int = 1
     eval_steps: int = 0  # 0: evaluate about 10 times per run
     save_steps: int = 0  # 0: save about 5 checkpoints per run
+    # Which GPUs train: "auto" (every GPU of this computer), a number of GPUs (2), or which ones ([0, 1]).
+    # More than one runs data-parallel, one process per GPU (studio.train.distributed).
+    devices: str | int | list[int] = "auto"
 
 
 @dataclass
@@ -142,6 +145,7 @@ class Project:
         _check_range("train.grad_accumulation", self.train.grad_accumulation, 1, 4096)
         _check_range("train.max_seq_len", self.train.max_seq_len, 16, 1_048_576)
         _check_range("data.eval_fraction", self.data.eval_fraction, 0.0, 0.5)
+        self.train.devices = parse_devices(self.train.devices)
         if self.train.offload_checkpoints and not self.train.gradient_checkpointing:
             raise ProjectError("train.offload_checkpoints = true only works with gradient checkpointing: "
                                "set train.gradient_checkpointing = true too, or turn offloading off.")
@@ -161,6 +165,36 @@ def _check_range(key: str, value: Any, low: float, high: float) -> None:
         raise ProjectError(f"{key} = {value!r} must be a number from {low:g} to {high:g}.")
 
 
+def parse_devices(value: Any) -> str | int | list[int]:
+    """train.devices as "auto", a number of GPUs, or a list of GPU indices; text as typed in the app
+    ("auto", "2", "[0, 1]" or "0, 1") is read the same way. Raises ProjectError for anything else."""
+    problem = (f"train.devices = {value!r} must be \"auto\", a number of GPUs (like 2), or a list of GPU "
+               "numbers (like [0, 1]).")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text.isdigit():
+            value = int(text)
+        else:
+            try:
+                value = [int(part) for part in text.strip("[]").split(",") if part.strip()]
+            except ValueError:
+                raise ProjectError(problem) from None
+    if isinstance(value, bool):
+        raise ProjectError(problem)
+    if isinstance(value, int):
+        if not 1 <= value <= 1024:
+            raise ProjectError(problem)
+        return value
+    if not isinstance(value, (list, tuple)) or not value or \
+            not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise ProjectError(problem)
+    if len(set(value)) != len(value):
+        raise ProjectError(f"train.devices = {list(value)!r} names a GPU twice: list each GPU once.")
+    return list(value)
+
+
 def _typed(section: str, cls: type, raw: Any) -> Any:
     """Build a settings dataclass from a TOML table, refusing unknown keys and wrong types by name."""
     if not isinstance(raw, dict):
@@ -178,6 +212,8 @@ def _typed(section: str, cls: type, raw: Any) -> Any:
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    if key == "train.devices":  # the one setting that takes several types
+        return parse_devices(value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ProjectError(f"{key} = {value!r} must be true or false.")

@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 from studio.errors import StudioError, TrainError
+from studio.train import distributed
 from studio.train.events import EventWriter
 from studio.train.runs import EVENTS_FILE, STOP_FILE, latest_checkpoint, load_run_project
 
@@ -36,7 +37,7 @@ def pick_device_and_precision(project):
     return "cpu", "fp32"  # CPUs have no fast 16-bit matrix units; fp32 is both faster and exact there
 
 
-def load_model(project, model_dir: Path, device: str, precision: str):
+def load_model(project, model_dir: Path, device: str, precision: str, sharded: bool = False):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -50,12 +51,13 @@ def load_model(project, model_dir: Path, device: str, precision: str):
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype)
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_quant_storage=dtype if sharded else torch.uint8)  # FSDP shards 4-bit codes as 16-bit values
     elif method == "lora8bit":
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-    if device == "cuda":
-        kwargs["device_map"] = {"": 0}
+    if device == "cuda" and not sharded:  # FSDP loads on the CPU and hands each GPU its shard
+        kwargs["device_map"] = {"": distributed.local_rank()}  # one process per GPU: its own
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
     # No prepare_model_for_kbit_training: it upcasts the embeddings and output head to fp32, which costs
     # gigabytes on 150k-vocabulary models; bf16 compute with LoRA in fp32 trains stably without it (and the
@@ -140,7 +142,7 @@ def make_callback(events: EventWriter, run_dir: Path, total_steps: int, estimate
                 if peak:
                     events.emit("memory", state.global_step, estimate_bytes=estimate_bytes, **peak)
                 self.memory_reported = True
-            if (run_dir / STOP_FILE).exists():
+            if distributed.stop_requested(run_dir / STOP_FILE):
                 events.emit("log", state.global_step, message="Stop requested: saving a checkpoint and stopping")
                 control.should_save = True
                 control.should_training_stop = True
@@ -172,7 +174,9 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     project = load_run_project(run_dir)
     device, precision = pick_device_and_precision(project)
+    distributed.start(device)
     events.emit("log", message=f"Device: {device}, precision: {precision}, method: {project.method.method}")
+    distributed.others_wait()  # one process per machine fills the model and data caches, then the others read
 
     model_dir = resolve_model(project.model.name, lambda msg, frac: events.emit("log", message=msg))
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -183,14 +187,16 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
                                f"{data.train_tokens} training tokens, {len(data.skipped)} rows skipped")
     for row, reason in data.skipped[:20]:
         events.emit("log", message=f"Skipped row {row}: {reason}")
+    distributed.first_done()
 
-    if device == "cuda":
+    sharded = distributed.share_work(project, model_dir, events)  # several GPUs: DDP or FSDP, as fits
+    if device == "cuda" and distributed.world_size() == 1:
         fit_checkpointing(project, model_dir, events)
     torch.manual_seed(project.train.seed)
-    model = load_model(project, model_dir, device, precision)
+    model = load_model(project, model_dir, device, precision, sharded)
     packing = project.train.packing
     trainer, total = build_trainer(project, model, data.train, data.eval, tokenizer.pad_token_id, device, precision,
-                                   run_dir / "checkpoints")
+                                   run_dir / "checkpoints", sharded=sharded)
     if packing and not project.train.packing:
         events.emit("log", message="Packing is off for this model: examples packed in one row could see each "
                                    "other, so batches are padded instead (slower, same result)")
@@ -207,8 +213,7 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
 
     stopped = (run_dir / STOP_FILE).exists()
     out_dir = run_dir / ("model" if project.method.method == "full" else "adapter")
-    model.save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
+    distributed.save_result(trainer, model, tokenizer, out_dir)
     final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)
     events.emit("done", trainer.state.global_step, stopped=stopped, output=str(out_dir), final_loss=final_loss,
                 total_steps=total)
@@ -253,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Lets the CUDA allocator grow segments instead of fragmenting on varied sequence lengths.
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    events = EventWriter(run_dir / EVENTS_FILE)
+    events = distributed.rank_events(run_dir / EVENTS_FILE)  # process 0 reports a multi-GPU run
     try:
         return train(run_dir, args.resume, events)
     except StudioError as exc:
