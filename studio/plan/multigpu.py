@@ -78,16 +78,22 @@ def per_gpu_estimate(config: dict | Shape, settings, gpus: int, strategy: str) -
         stored = parts["weights"] + parts["weights_quantized"] + parts["adapters"]
         block = (stored - root) // shape.layers
         block_gradients = (gradient_bytes - (root if full else 0)) // shape.layers
+        backward = one.peak_phase == "backward"
+        if not backward and s.optimizer == "adamw_torch":
+            # the step's temporary (one moment's size) is made per shard, like the moments themselves
+            temporary = parts["optimizer"] // 2
+            parts["workspace"] -= temporary - -(-temporary // gpus)
         for key in ("weights", "weights_quantized", "adapters", "optimizer"):
             parts[key] = -(-parts[key] // gpus)
         # At the backward peak without accumulation the only gradient alive is the head's, which stays whole
         # until the root unit reduce-scatters it at the very end.
-        if not (one.peak_phase == "backward" and s.grad_accumulation == 1):
+        if not (backward and s.grad_accumulation == 1):
             parts["gradients"] = -(-parts["gradients"] // gpus)
-        extra = {"gathered": root + 2 * block + block_gradients, "communication": NCCL_BUFFERS}
-        notes.append(f"Weights, gradients and optimizer state are split {gpus} ways; the embeddings and head "
-                     f"stay whole while the model computes, two blocks at a time are gathered whole, and a "
-                     "block's gradient is whole until it is shared out.")
+        # nothing is gathered during the optimizer step: it works on each GPU's shards
+        extra = {"gathered": root + 2 * block + block_gradients if backward else 0, "communication": NCCL_BUFFERS}
+        notes.append(f"Weights, gradients and optimizer state are split {gpus} ways. While the model computes, "
+                     "its embeddings and head and two blocks at a time are gathered whole, and a block's gradient "
+                     "is whole until it is shared out. The peak is taken in the same phase as on one GPU.")
     breakdown, labels = {}, {}
     for key, value in parts.items():  # the new items go before the allocator's overhead
         if key == "allocator":

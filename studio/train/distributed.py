@@ -305,14 +305,25 @@ def torchrun_arguments(args) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {LAUNCHER}",
-                                     description="Train a run folder with one worker process per GPU.")
-    parser.add_argument("run_dir", type=Path)
+                                     description="Train a run folder with one worker process per GPU, on one "
+                                                 "machine or several that share the folder.")
+    parser.add_argument("run_dir", type=Path, nargs="?")
+    parser.add_argument("--new-run", type=Path, metavar="PROJECT",
+                        help="create a run folder for this project file, print it and stop")
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--processes", type=int, required=True, help="worker processes on this machine (its GPUs)")
+    parser.add_argument("--processes", type=int, help="worker processes on this machine (its GPUs)")
     parser.add_argument("--machines", type=int, default=1, help="machines training together")
     parser.add_argument("--machine-rank", type=int, default=0, help="this machine's number, 0 for the first")
     parser.add_argument("--main-address", default="", help="HOST:PORT of machine 0, where the machines meet")
     args = parser.parse_args(argv)
+    if args.new_run:
+        from studio.project import load_project
+        from studio.train.runs import create_run
+
+        print(create_run(load_project(args.new_run)))
+        return 0
+    if args.run_dir is None or not args.processes:
+        parser.error("give RUN_DIR and --processes (or --new-run PROJECT to create a run folder)")
     args.run_dir = args.run_dir.resolve()
     if args.machines > 1 and not args.main_address:
         parser.error("--main-address HOST:PORT is needed when several machines train together")

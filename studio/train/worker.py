@@ -171,7 +171,8 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     from studio.models import resolve_model
     from studio.train.trainer import build_trainer
 
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    if distributed.is_main():  # the others must not remove a stop asked for meanwhile
+        (run_dir / STOP_FILE).unlink(missing_ok=True)
     project = load_run_project(run_dir)
     device, precision = pick_device_and_precision(project)
     distributed.start(device)
@@ -217,7 +218,8 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)
     events.emit("done", trainer.state.global_step, stopped=stopped, output=str(out_dir), final_loss=final_loss,
                 total_steps=total)
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    if distributed.is_main():
+        (run_dir / STOP_FILE).unlink(missing_ok=True)
     return EXIT_OK
 
 
