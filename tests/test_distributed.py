@@ -96,6 +96,25 @@ def test_a_failed_process_is_explained_in_words():
     assert recorded["message"].startswith("The GPU ran out of memory") and "training process 2 of 2" in \
         recorded["message"] and recorded["fix"] == {"train.batch_size": 2} and recorded["kind"] == "out_of_memory"
     assert "exit code 7" in explain_failure(0, 2, 7, "", p)["message"]
+    data_error = {"type": "error", "message": "chats.jsonl does not exist.", "kind": "DataError"}
+    assert explain_failure(0, 2, 1, json.dumps(data_error), p)["message"] == "chats.jsonl does not exist."
+
+
+def test_the_process_that_failed_first_is_the_one_explained():
+    from types import SimpleNamespace as Failure  # the fields of torchrun's ProcessFailure that matter
+
+    from studio.train.distributed import root_cause
+
+    def recorded(seconds):
+        return json.dumps({"type": "error", "time": seconds, "message": "..."})
+
+    # process 1 was killed; process 0 then failed on the broken connection, in the same second
+    assert root_cause({0: Failure(exitcode=1, timestamp=100, message=recorded(100.9)),
+                       1: Failure(exitcode=-9, timestamp=100, message="Signal 9")}) == 1
+    # two errors: the earlier one, to the millisecond; the launcher's own SIGTERMs never count
+    assert root_cause({0: Failure(exitcode=1, timestamp=100, message=recorded(100.7)),
+                       1: Failure(exitcode=1, timestamp=100, message=recorded(100.2)),
+                       2: Failure(exitcode=-15, timestamp=99, message="Signal 15")}) == 1
 
 
 # --- batches shared out -----------------------------------------------------------------------------------

@@ -5,10 +5,10 @@ GPU and ends them all when one of them fails; inside each, the Hugging Face Trai
 wraps the model for data parallelism (DDP) or sharding (FSDP2), whichever the planner says fits
 (studio.plan.multigpu). Around them the studio adds only what a person needs:
 - which GPUs train (train.devices) and the command that starts them (`python -m studio.train.distributed`);
-- process 0 alone writes events, checkpoints and the adapter; another process reports only an error, in the
-  launcher's error file, so the launcher can say which process failed and why;
+- process 0 alone writes events, checkpoints and the adapter;
 - a stop asked for reaches every process at the same step;
-- when a process dies, the others are ended and the run's events say so in a sentence, with what to do.
+- when a process fails or dies, the others are ended, and the launcher, which sees them all, writes one error
+  event about the process that failed first (the others only fail after it): which one, why, what to do.
 
 Without a GPU, a number in train.devices runs that many CPU processes talking over gloo: slow, but the same
 path as on GPUs (the tests run it).
@@ -214,29 +214,55 @@ def save_result(trainer, model, tokenizer, out_dir: Path) -> None:
         tokenizer.save_pretrained(str(out_dir))
 
 
-class OtherRankEvents:
-    """The event writer of every process but 0: process 0 reports the run, so nothing is written, except an
-    error, which goes to the launcher's error file (torchrun's TORCHELASTIC_ERROR_FILE)."""
+class ProcessEvents:
+    """The events of one process of a multi-process run. Process 0 writes them; the others write nothing. An
+    error, from any process, goes to torchrun's error file for that process (TORCHELASTIC_ERROR_FILE): when one
+    process fails the others fail after it (their partner is gone), so the launcher, which sees them all,
+    reports the one that failed first."""
+
+    def __init__(self, writer=None):
+        self.writer = writer
 
     def emit(self, type_: str, step: int = 0, **fields) -> dict:
-        event = {"type": type_, "time": round(time.time(), 3), "step": step, **fields}
         target = os.environ.get("TORCHELASTIC_ERROR_FILE")
         if type_ == "error" and target:
+            event = {"type": type_, "time": round(time.time(), 3), "step": step, **fields}
             Path(target).write_text(json.dumps({"message": json.dumps(event, default=str),
                                                 "timestamp": int(time.time())}), encoding="utf-8")
-        return event
+            return event
+        if self.writer is not None:
+            return self.writer.emit(type_, step, **fields)
+        return {"type": type_, "time": round(time.time(), 3), "step": step, **fields}
 
     def close(self) -> None:
-        pass
+        if self.writer is not None:
+            self.writer.close()
 
 
 def rank_events(path: Path):
+    """The event writer of this process: the run's own for one process, else ProcessEvents."""
     from studio.train.events import EventWriter
 
-    return EventWriter(path) if is_main() else OtherRankEvents()
+    if world_size() == 1:
+        return EventWriter(path)
+    return ProcessEvents(EventWriter(path) if is_main() else None)
 
 
 # --- the launcher ----------------------------------------------------------------------------------------
+def root_cause(failures: dict) -> int:
+    """The process whose failure ended the run, among torchrun's ProcessFailures by rank: one killed or crashed
+    by a signal (the launcher itself ends the others with SIGTERM), else the first to record an error (to the
+    millisecond), else the first torchrun saw."""
+    signalled = [r for r, f in failures.items() if f.exitcode < 0 and f.exitcode != -15]
+    if signalled:
+        return min(signalled, key=lambda r: (failures[r].timestamp, r))
+    recorded = {r: _recorded_event(f.message) for r, f in failures.items()}
+    timed = [r for r, event in recorded.items() if event is not None]
+    if timed:
+        return min(timed, key=lambda r: (recorded[r].get("time", 0), r))
+    return min(failures, key=lambda r: (failures[r].timestamp, r))
+
+
 def explain_failure(failed_rank: int, processes: int, exit_code: int, recorded: str, project) -> dict:
     """The error event for a run whose process `failed_rank` ended with `exit_code` (`recorded`: what it
     wrote in its error file): which process, what it means, what to do."""
@@ -245,23 +271,26 @@ def explain_failure(failed_rank: int, processes: int, exit_code: int, recorded: 
     gpu = _gpu_of(failed_rank)
     where = f"the process training on GPU {gpu}" if gpu is not None else \
         f"training process {failed_rank + 1} of {processes}"
-    after = (" The other processes were stopped with it; resume continues from the last checkpoint.")
+    stopped = " The other processes were stopped with it"
     event = {"type": "error", "kind": "process_failed", "rank": failed_rank, "exit_code": exit_code}
     own = _recorded_event(recorded)
-    if own is not None:
-        event.update({k: v for k, v in own.items() if k in ("fix", "traceback", "kind")})
-        event["message"] = f"{own.get('message', '')} (In {where}.){after}"
-    elif exit_code == -9:
+    if own is not None:  # the process's own words (the same error on every process needs no "where")
+        event.update({k: v for k, v in own.items() if k not in ("type", "time", "step")})
+        if failed_rank != 0:
+            event["message"] = f"{own.get('message', '')} (In {where}.{stopped}.)"
+        return event
+    resume = f"{stopped}; resume continues from the last checkpoint."
+    if exit_code == -9:
         how, fix = memory_fix(project, gpu=False)
         event.update(fix=fix, oom=True, message=(
             f"The system stopped {where} (SIGKILL). It does that when the computer runs out of memory (RAM), "
-            f"or when the process is ended by hand.{after} If memory ran out, {how}."))
+            f"or when the process is ended by hand.{resume} If memory ran out, {how}."))
     elif exit_code < 0:
         event["message"] = (f"{where[0].upper()}{where[1:]} crashed inside one of its libraries (signal "
-                            f"{-exit_code}).{after}")
+                            f"{-exit_code}).{resume}")
     else:
-        event["message"] = f"{where[0].upper()}{where[1:]} ended unexpectedly (exit code {exit_code}).{after}"
-    if own is None and recorded:
+        event["message"] = f"{where[0].upper()}{where[1:]} ended unexpectedly (exit code {exit_code}).{resume}"
+    if recorded:
         event["details"] = recorded
     return event
 
@@ -282,13 +311,6 @@ def _recorded_event(recorded) -> dict | None:
     except ValueError:
         return None
     return event if isinstance(event, dict) and event.get("type") == "error" else None
-
-
-def _error_since(events_file: Path, since: float) -> bool:
-    """Whether process 0 already reported an error in this launch."""
-    from studio.train.events import read_events
-
-    return any(e.get("type") == "error" and e.get("time", 0) >= since for e in read_events(events_file))
 
 
 def torchrun_arguments(args) -> list[str]:
@@ -333,17 +355,16 @@ def main(argv: list[str] | None = None) -> int:
     from studio.train.events import EventWriter
     from studio.train.runs import EVENTS_FILE, load_run_project
 
-    started = time.time()
     try:
         torchrun.run(torchrun.get_args_parser().parse_args(torchrun_arguments(args)))
         return 0
     except ChildFailedError as failure:
-        failed_rank, first = failure.get_first_failure()
-        events_file = args.run_dir / EVENTS_FILE
-        if args.machine_rank == 0 and not _error_since(events_file, started):
+        failed_rank = root_cause(failure.failures)
+        first = failure.failures[failed_rank]
+        if args.machine_rank == 0:  # the machine whose process 0 reports the run
             event = explain_failure(failed_rank, args.processes * args.machines, first.exitcode, first.message,
                                     load_run_project(args.run_dir))
-            writer = EventWriter(events_file)
+            writer = EventWriter(args.run_dir / EVENTS_FILE)
             writer.emit(event.pop("type"), event.pop("step", 0), **event)
             writer.close()
         return first.exitcode if first.exitcode > 0 else 1
