@@ -151,7 +151,8 @@ def test_full_fine_tuning_of_qwen_7b_sharded_over_two_gpus_hand_computed():
     """Qwen2.5-7B-Instruct, full fine-tuning in bf16 with AdamW, 2 x 1024 tokens per step, checkpointing."""
     cfg = catalog_config("Qwen2.5-7B-Instruct")
     h, I, L, V, H, K, d = 3584, 18944, 28, 152064, 28, 4, 128
-    per_layer = (h * H * d + H * d) + 2 * (h * K * d + K * d) + H * d * h + 3 * h * I + 2 * h  # q,k,v (+bias),o,MLP,norms
+    # q, k, v with their biases, o, the MLP and two norms
+    per_layer = (h * H * d + H * d) + 2 * (h * K * d + K * d) + H * d * h + 3 * h * I + 2 * h
     P = 2 * V * h + L * per_layer + h  # untied embedding and head, final norm
     assert P == 7_615_616_512
     s = PlanSettings(method="full", batch_size=2, max_seq_len=1024, gradient_checkpointing=True, precision="bf16")
@@ -175,7 +176,8 @@ def test_full_fine_tuning_of_qwen_7b_sharded_over_two_gpus_hand_computed():
     # DDP would hold everything whole on each GPU, plus a bucket copy of every gradient: about 88 GB
     ddp = per_gpu_estimate(cfg, s, 2, "ddp")
     assert ddp.breakdown["communication"] == 2 * P + NCCL_BUFFERS
-    assert ddp.total_bytes == 2 * P + 2 * P + 4 * P + (2 * P + ids) + (2 * P + NCCL_BUFFERS) + b["allocator"] + CUDA_CONTEXT
+    assert ddp.total_bytes == (2 * P + 2 * P + 4 * P + (2 * P + ids) + (2 * P + NCCL_BUFFERS) + b["allocator"]
+                               + CUDA_CONTEXT)
     # on two 80 GB GPUs the studio shards (DDP does not fit); a single one would need about 73.8 GB
     plan = share_plan(cfg, s, 2, 80 * GiB)
     assert plan.strategy == "fsdp" and plan.total_bytes == total and not plan.change
@@ -232,6 +234,38 @@ def test_the_verdict_offers_both_gpus_when_that_fits():
         assert fix.new_total_bytes == same_kind(planned, planned.settings.with_changes(fix.change)).total_bytes
     assert planned.to_dict()["strategy"] == planned.strategy
     assert not isinstance(plan_on_gpus(cfg, Project(), available=1, free_bytes=None), SharedEstimate)
+
+
+def test_the_method_page_shows_the_gpus_setting_and_plans_per_gpu(qtbot, tmp_path, monkeypatch):
+    pytest.importorskip("pytestqt")
+    from PySide6.QtCore import QCoreApplication
+
+    from ui.app import MainWindow
+    from ui.pages.method import MethodPage
+    from ui.widgets import plan_gpu
+
+    QCoreApplication.setOrganizationName("Fine-Tune Studio tests")  # keep the user's own settings untouched
+    monkeypatch.setattr(plan_gpu, "_choice", [])
+    plan_gpu.set_planned_size("24")  # no GPU here: plan for 24 GB cards
+    project = Project(name="gpus")
+    project.path = tmp_path / "gpus.ftproj.toml"
+    win = MainWindow(project)
+    try:
+        win.go_to(MethodPage)
+        page = win.page(MethodPage)
+        one = page.estimate.total_bytes
+        devices = page.controls["train.devices"]
+        devices.setCurrentText("2")  # typed: two such GPUs share the run
+        assert win.studio.project.train.devices == 2
+        assert isinstance(page.estimate, SharedEstimate) and page.estimate.gpus == 2
+        assert page.estimate.total_bytes != one and "Per GPU, with 2 GPUs" in page.estimate.assumptions[0]
+        devices.setCurrentText("[0, x]")  # a half-typed list changes nothing and says why
+        assert win.studio.project.train.devices == 2 and "train.devices" in page.message.text()
+        devices.setCurrentText("auto")
+        assert win.studio.project.train.devices == "auto" and page.estimate.total_bytes == one
+    finally:
+        win.studio.dirty = False
+        win.close()
 
 
 # --- real runs: two CPU processes over gloo --------------------------------------------------------------

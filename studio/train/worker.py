@@ -74,11 +74,16 @@ def load_model(project, model_dir: Path, device: str, precision: str, sharded: b
     return get_peft_model(model, lora)
 
 
-def planned_reserved_bytes(project, model_dir: Path) -> int | None:
-    """The planner's estimate of peak reserved memory, to show beside the measured one."""
+def planned_reserved_bytes(project, model_dir: Path, sharded: bool = False) -> int | None:
+    """The planner's estimate of peak reserved memory (of each GPU, on several), to show beside the measured one."""
     from studio.plan import estimate
+    from studio.plan.multigpu import per_gpu_estimate
     try:
-        return estimate(json.loads((model_dir / "config.json").read_text(encoding="utf-8")), project).reserved_bytes
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        if distributed.world_size() > 1:
+            way = "fsdp" if sharded else "ddp"
+            return per_gpu_estimate(config, project, distributed.world_size(), way).reserved_bytes
+        return estimate(config, project).reserved_bytes
     except Exception:  # noqa: BLE001 - an unknown architecture must not stop training
         return None
 
@@ -201,7 +206,7 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     if packing and not project.train.packing:
         events.emit("log", message="Packing is off for this model: examples packed in one row could see each "
                                    "other, so batches are padded instead (slower, same result)")
-    trainer.add_callback(make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir)))
+    trainer.add_callback(make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir, sharded)))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     batching = (f"packed batches of up to {project.train.batch_size * project.train.max_seq_len} tokens"
                 if project.train.packing else f"padded batches of {project.train.batch_size} examples")
