@@ -4,14 +4,18 @@ Two ways, both run by the Hugging Face Trainer through Accelerate (studio.train.
 - DDP (data parallel): every GPU holds the whole model, every gradient and the whole optimizer state, and
   trains on its share of each batch (batch_size / N rows' worth of tokens). On top, DDP keeps a bucket copy
   of every gradient for the all-reduce, and NCCL its communication buffers.
-- FSDP (fully sharded, FSDP2): weights, gradients and optimizer state are split N ways. While a block
-  computes it is gathered whole, and the next one is gathered ahead, so two blocks are whole at a time; the
-  embeddings, the output head and the final norm (the root unit) stay whole through the forward and backward
-  passes; a block's gradient is whole until it is reduce-scattered. With gradient accumulation every micro-
-  batch reduce-scatters (sync_each_batch), so accumulated gradients stay sharded too.
+- FSDP (fully sharded, FSDP2): weights, gradients and optimizer state are split N ways, and so is AdamW's
+  step temporary. While a block computes it is gathered whole, and the next one is gathered ahead, so two
+  blocks are whole at a time; the embeddings, the output head and the final norm (the root unit) stay whole
+  through the forward and backward passes; a block's gradient is whole until it is reduce-scattered. With
+  gradient accumulation every micro-batch reduce-scatters (sync_each_batch), so accumulated gradients stay
+  sharded too. The optimizer step gathers nothing.
 
 Both start from the one-GPU estimate at the per-GPU batch (studio.plan.estimator) and change its itemized
-parts; no term is derived twice.
+parts. The peak is taken in the phase (backward or optimizer step) where the one-GPU estimate has it: the
+breakdown itemizes that phase only, and sharding shrinks the optimizer step more than the backward pass, so
+an FSDP run whose one-GPU peak is the optimizer step may in fact peak in the backward pass (then a little
+higher than estimated; bench/gpu_check measures it).
 """
 from __future__ import annotations
 
