@@ -20,6 +20,7 @@ higher than estimated; bench/gpu_check measures it).
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 from studio.plan.estimator import GiB, MiB, Estimate, PlanSettings, as_settings, estimate
@@ -34,6 +35,8 @@ LABELS = {"gathered": "Blocks gathered whole while they compute (FSDP)",
 WAYS = {"ddp": "data parallel (DDP): each GPU holds the whole model and trains on its share of every batch",
         "fsdp": "sharded (FSDP): the model, its gradients and the optimizer state are split across the GPUs"}
 CHECKPOINTING = {"train.gradient_checkpointing": True}
+# PyTorch on Windows has no NCCL: "auto" stays on one GPU there and several are not offered.
+SHARES_GPUS = os.name != "nt"
 
 
 @dataclass
@@ -148,7 +151,7 @@ def same_kind(est: Estimate, settings: PlanSettings) -> Estimate:
 def gpus_to_use(devices, available: int) -> int:
     """How many GPUs a run uses: train.devices ("auto", a number or a list) against the GPUs found."""
     if devices == "auto":
-        return max(1, available)
+        return max(1, available) if SHARES_GPUS else 1
     return len(devices) if isinstance(devices, list) else int(devices)
 
 
@@ -176,6 +179,8 @@ def more_gpus_fix(est: Estimate, free_bytes: int, gpus: int):
     """"Train on all N GPUs" as a fix, when the run does not fit one of them but fits each of N."""
     from studio.plan.fit import FITS, Fix
 
+    if not SHARES_GPUS:
+        return None
     plan = share_plan(est.shape, est.settings, gpus, free_bytes)
     if plan.total_bytes > FITS * free_bytes:
         return None

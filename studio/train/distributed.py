@@ -64,7 +64,9 @@ def processes_for(devices, found: int) -> tuple[int, list[int] | None]:
     """(processes, the GPU numbers a list named) for train.devices on a computer with `found` GPUs.
     Without GPUs a number means that many CPU processes. Raises ProjectError for GPUs that are not there."""
     if devices == "auto":
-        return max(1, found), None
+        from studio.plan.multigpu import gpus_to_use
+
+        return gpus_to_use(devices, found), None
     if isinstance(devices, int):
         if found and devices > found:
             raise ProjectError(f"train.devices = {devices}, but this computer has {found} GPU"
