@@ -84,6 +84,9 @@ class TrainSettings:
     logging_steps: int = 1
     eval_steps: int = 0  # 0: evaluate about 10 times per run
     save_steps: int = 0  # 0: save about 5 checkpoints per run
+    # Which GPUs train: "auto" (every GPU of this computer), a number of GPUs (2), or which ones ([0, 1]).
+    # More than one runs data-parallel, one process per GPU (studio.train.distributed).
+    devices: str | int | list[int] = "auto"
 
 
 @dataclass
@@ -159,6 +162,7 @@ class Project:
         _check_range("train.logging_steps", self.train.logging_steps, 1, 1_000_000)
         _check_range("train.eval_steps", self.train.eval_steps, 0, 10_000_000)
         _check_range("train.save_steps", self.train.save_steps, 0, 10_000_000)
+        self.train.devices = parse_devices(self.train.devices)
         if self.data.sheet:
             from studio.data.readers import SHEETS
 
@@ -191,6 +195,36 @@ def _number(value: float) -> str:
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 
+def parse_devices(value: Any) -> str | int | list[int]:
+    """train.devices as "auto", a number of GPUs, or a list of GPU indices; text as typed in the app
+    ("auto", "2", "[0, 1]" or "0, 1") is read the same way. Raises ProjectError for anything else."""
+    problem = (f"train.devices = {value!r} must be \"auto\", a number of GPUs (like 2), or a list of GPU "
+               "numbers (like [0, 1]).")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text.isdigit():
+            value = int(text)
+        else:
+            try:
+                value = [int(part) for part in text.strip("[]").split(",") if part.strip()]
+            except ValueError:
+                raise ProjectError(problem) from None
+    if isinstance(value, bool):
+        raise ProjectError(problem)
+    if isinstance(value, int):
+        if not 1 <= value <= 1024:
+            raise ProjectError(problem)
+        return value
+    if not isinstance(value, (list, tuple)) or not value or \
+            not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise ProjectError(problem)
+    if len(set(value)) != len(value):
+        raise ProjectError(f"train.devices = {list(value)!r} names a GPU twice: list each GPU once.")
+    return list(value)
+
+
 def _typed(section: str, cls: type, raw: Any) -> Any:
     """Build a settings dataclass from a TOML table, refusing unknown keys and wrong types by name."""
     if not isinstance(raw, dict):
@@ -208,6 +242,8 @@ def _typed(section: str, cls: type, raw: Any) -> Any:
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    if key == "train.devices":  # the one setting that takes several types
+        return parse_devices(value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ProjectError(f"{key} = {value!r} must be true or false.")

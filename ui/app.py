@@ -203,6 +203,8 @@ class MainWindow(QMainWindow):
     def _detect_gpu(self) -> None:
         def work(progress, cancelled):
             from studio.plan import detect_gpu
+            from studio.plan.multigpu import gpu_count
+            gpu_count()  # counted here, off the GUI thread, and kept for the Method page
             return detect_gpu()
 
         self._gpu_task = Task(work, self)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from studio.project import Project
+from studio.train import distributed
 from studio.train.events import parse_line
 from studio.train.runs import STOP_FILE, create_run, load_run_project, record_lost_end
 from studio.train.worker import memory_fix
@@ -23,6 +24,7 @@ class TrainingProcess:
         (self.run_dir / STOP_FILE).unlink(missing_ok=True)
         command = [sys.executable, "-m", "studio.train.worker", str(self.run_dir)] + (["--resume"] if resume else [])
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        command, env = distributed.worker_command(self.run_dir, command, env)  # several GPUs: one worker each
         self.oom_kills_before = oom_kill_count()
         self.ended_by_user = False  # kill() was called: an end without a word is then no mystery
         # Our own process group, so a hard cancel also ends anything the worker started, and a Ctrl-C or a

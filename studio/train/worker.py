@@ -20,6 +20,7 @@ from pathlib import Path
 
 from studio.errors import StudioError, TrainError
 from studio.fileio import Busy, disk_full_message, is_disk_full
+from studio.train import distributed
 from studio.train.events import EventWriter
 from studio.train.runs import (EVENTS_FILE, STOP_FILE, latest_checkpoint, load_run_project, record_lost_end,
                                remove_incomplete_checkpoints, training_lock)
@@ -83,7 +84,7 @@ def explain_nan(project, step: int, first: bool) -> tuple[str, dict]:
             {"train.learning_rate": lower})
 
 
-def load_model(project, model_dir: Path, device: str, precision: str):
+def load_model(project, model_dir: Path, device: str, precision: str, sharded: bool = False):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -98,12 +99,13 @@ def load_model(project, model_dir: Path, device: str, precision: str):
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype)
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_quant_storage=dtype if sharded else torch.uint8)  # FSDP shards 4-bit codes as 16-bit values
     elif method == "lora8bit":
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-    if device == "cuda":
-        kwargs["device_map"] = {"": 0}
+    if device == "cuda" and not sharded:  # FSDP loads on the CPU and hands each GPU its shard
+        kwargs["device_map"] = {"": distributed.local_rank()}  # one process per GPU: its own
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
     # No prepare_model_for_kbit_training: it upcasts the embeddings and output head to fp32, which costs
     # gigabytes on 150k-vocabulary models; bf16 compute with LoRA in fp32 trains stably without it (and the
@@ -120,11 +122,16 @@ def load_model(project, model_dir: Path, device: str, precision: str):
     return get_peft_model(model, lora)
 
 
-def planned_reserved_bytes(project, model_dir: Path) -> int | None:
-    """The planner's estimate of peak reserved memory, to show beside the measured one."""
+def planned_reserved_bytes(project, model_dir: Path, sharded: bool = False) -> int | None:
+    """The planner's estimate of peak reserved memory (of each GPU, on several), to show beside the measured one."""
     from studio.plan import estimate
+    from studio.plan.multigpu import per_gpu_estimate
     try:
-        return estimate(json.loads((model_dir / "config.json").read_text(encoding="utf-8")), project).reserved_bytes
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        if distributed.world_size() > 1:
+            way = "fsdp" if sharded else "ddp"
+            return per_gpu_estimate(config, project, distributed.world_size(), way).reserved_bytes
+        return estimate(config, project).reserved_bytes
     except Exception:  # noqa: BLE001 - an unknown architecture must not stop training
         return None
 
@@ -195,12 +202,13 @@ def make_callback(events: EventWriter, run_dir: Path, total_steps: int, estimate
                 if peak:
                     events.emit("memory", state.global_step, estimate_bytes=estimate_bytes, **peak)
                 self.memory_reported = True
+            asked = distributed.stop_requested(bool(stop))  # on every process, every step: they must agree
             if control.should_save and self.not_a_number_at is None and not weights_finite(kw["model"]):
                 self.not_a_number_at = state.global_step  # never a checkpoint of broken weights
             if self.not_a_number_at is not None:
                 control.should_save = False
                 control.should_training_stop = True
-            elif stop:
+            elif asked:
                 events.emit("log", state.global_step, message="Stop requested: saving a checkpoint and stopping")
                 control.should_save = True
                 control.should_training_stop = True
@@ -242,7 +250,9 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     stop = StopRequests(run_dir, events)  # a stop asked for while we load still counts
     project = load_run_project(run_dir)
     device, precision = pick_device_and_precision(project)
+    distributed.start(device)
     events.emit("log", message=f"Device: {device}, precision: {precision}, method: {project.method.method}")
+    distributed.others_wait()  # one process per machine fills the model and data caches, then the others read
 
     model_dir = resolve_model(project.model.name, lambda msg, frac: events.emit("log", message=msg))
     check_remote_code(model_dir, project.model.trust_remote_code)
@@ -254,18 +264,20 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
                                f"{data.train_tokens} training tokens, {len(data.skipped)} rows skipped")
     for row, reason in data.skipped[:20]:
         events.emit("log", message=f"Skipped row {row}: {reason}")
+    distributed.first_done()
 
-    if device == "cuda":
+    sharded = distributed.share_work(project, model_dir, events)  # several GPUs: DDP or FSDP, as fits
+    if device == "cuda" and distributed.world_size() == 1:
         fit_checkpointing(project, model_dir, events)
     torch.manual_seed(project.train.seed)
-    model = load_model(project, model_dir, device, precision)
+    model = load_model(project, model_dir, device, precision, sharded)
     packing = project.train.packing
     trainer, total = build_trainer(project, model, data.train, data.eval, tokenizer.pad_token_id, device, precision,
-                                   run_dir / "checkpoints")
+                                   run_dir / "checkpoints", sharded=sharded)
     if packing and not project.train.packing:
         events.emit("log", message="Packing is off for this model: examples packed in one row could see each "
                                    "other, so batches are padded instead (slower, same result)")
-    callback = make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir), stop)
+    callback = make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir, sharded), stop)
     trainer.add_callback(callback)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     batching = (f"packed batches of up to {project.train.batch_size * project.train.max_seq_len} tokens"
@@ -297,13 +309,17 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
         return EXIT_ERROR
     stopped = bool(stop)
     out_dir = run_dir / ("model" if project.method.method == "full" else "adapter")
-    model.save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
+    distributed.save_result(trainer, model, tokenizer, out_dir)
     final_loss = next((h["loss"] for h in reversed(trainer.state.log_history) if "loss" in h), None)
     events.emit("done", trainer.state.global_step, stopped=stopped, output=str(out_dir), final_loss=final_loss,
                 total_steps=total)
-    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    if distributed.is_main():
+        (run_dir / STOP_FILE).unlink(missing_ok=True)
     if project.evaluate.after_training and not stopped:
+        if distributed.world_size() > 1:  # the check runs on one process: the Results page or `ftstudio eval`
+            events.emit("log", message="The check after training runs on one process: start it from the "
+                                       "Results page (Check this run) or with `ftstudio eval`.")
+            return EXIT_OK
         from studio.evaluate import evaluate_in_worker
 
         del trainer  # its optimizer state is not needed to check the model
@@ -350,14 +366,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     with contextlib.ExitStack() as held:
         try:
-            held.enter_context(training_lock(run_dir))
+            if distributed.is_main():  # process 0 holds the run for all of a multi-GPU run's processes
+                held.enter_context(training_lock(run_dir))
         except Busy as exc:  # said on stdout only: the run's events belong to the process training it
             EventWriter(None).emit("error", message=str(exc), kind="busy")
             return EXIT_ERROR
-        events = EventWriter(run_dir / EVENTS_FILE)
+        events = distributed.rank_events(run_dir / EVENTS_FILE)  # process 0 reports a multi-GPU run
         events.guard_output()
-        record_lost_end(run_dir)  # no-op unless the previous process was killed before it could say so
-        events.emit("start", pid=os.getpid(), resume=args.resume)
+        if distributed.is_main():
+            record_lost_end(run_dir)  # no-op unless the previous process was killed before it could say so
+            events.emit("start", pid=os.getpid(), resume=args.resume)
         try:
             return train(run_dir, args.resume, events)
         except StudioError as exc:
