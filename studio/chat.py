@@ -41,14 +41,17 @@ class GgufChat:
 class HfChat:
     """A base model folder, optionally with a LoRA adapter, generating with transformers."""
 
-    def __init__(self, model_dir: Path, adapter_dir: Path | None = None):
+    def __init__(self, model_dir: Path, adapter_dir: Path | None = None, trust_remote_code: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir or model_dir))
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(device)
+        # trust_remote_code is always explicit: transformers would otherwise ask on a stdin nobody sees
+        self.tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir or model_dir),
+                                                       trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype,
+                                                     trust_remote_code=trust_remote_code).to(device)
         if adapter_dir is not None:
             from peft import PeftModel
             model = PeftModel.from_pretrained(model, str(adapter_dir))

@@ -20,8 +20,10 @@ class Bar:
             sys.stderr.write(f"\r{self.label}: [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {message[:50]:<50}")
             if fraction >= 1.0:
                 sys.stderr.write("\n")
-        elif fraction - self.last >= 0.25 or fraction >= 1.0:
+        elif fraction - self.last >= 0.25 or fraction >= 1.0:  # a line per quarter since the last line written
             sys.stderr.write(f"{self.label}: {fraction:.0%} {message}\n")
+        else:
+            return
         self.last = fraction
         sys.stderr.flush()
 
@@ -64,8 +66,12 @@ def print_export_result(result) -> None:
             print(f"  Note: {warning}")
     for line in result.handoff:
         print(f"  {line}")
+    for problem in result.problems:
+        print(f"  Problem: {problem}")
     if result.modelfile:
         print(f"  Ollama Modelfile: {result.modelfile}")
+    if result.evaluation:
+        print(f"  Check: {result.evaluation['summary']}")
     if result.report_path:
         print(f"  Report: {result.report_path}")
 

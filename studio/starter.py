@@ -1,25 +1,10 @@
 """The project a first-time user finds ready: the embedded model on the pirate sample, a short LoRA run, in
-the user's Documents folder. `ftstudio new --starter` writes the same project."""
+the user's projects folder (studio.paths.projects_dir). `ftstudio new --starter` writes the same project."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from studio import paths
 from studio.project import Project, project_file, save_project
-
-
-def default_projects_dir() -> Path:
-    """Where new projects go: FTSTUDIO_HOME/projects when set (tests), else Documents/Fine-Tune Studio."""
-    import os
-
-    import platformdirs
-
-    if os.environ.get("FTSTUDIO_HOME"):
-        folder = paths.home() / "projects"
-    else:
-        folder = Path(platformdirs.user_documents_dir()) / "Fine-Tune Studio"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def starter_project(path: Path) -> Project:

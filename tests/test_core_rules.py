@@ -74,7 +74,9 @@ def test_a_resume_is_read_from_the_start_events_typed_field(tmp_path):
     state = read_run(tmp_path / "b")
     assert not state.stopped and not state.finished and state.describe() == "interrupted at step 6/10"
     assert resume_hint(tmp_path / "b") == "No checkpoint was saved yet; start a new run."
-    (tmp_path / "b" / "checkpoints" / "checkpoint-6").mkdir(parents=True)
+    checkpoint = tmp_path / "b" / "checkpoints" / "checkpoint-6"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text('{"global_step": 6}')  # written last: a complete checkpoint
     assert read_run(tmp_path / "b").resumable and "step 6" in resume_hint(tmp_path / "b")
     write_events(tmp_path / "c", {"type": "done", "step": 10, "total_steps": 10, "final_loss": 1.25})
     assert read_run(tmp_path / "c").summary() == "Finished 10 steps. Final loss 1.250."
@@ -129,8 +131,8 @@ def fake_export(run_dir: Path, folder: Path, quants):
     folder.mkdir(parents=True, exist_ok=True)
     for path in targets["gguf"].values():
         path.write_bytes(b"GGUF")
-    result = ExportResult(files=targets["gguf"], report_path=targets["report"], run_dir=run_dir)
-    write_report(result, run_dir)
+    result = ExportResult(files=targets["gguf"], run_dir=run_dir)
+    write_report(result, run_dir, targets["report"])
 
 
 def test_the_chat_gguf_is_found_where_the_export_wrote_it(tmp_path):

@@ -15,18 +15,19 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QListWidg
 from studio import paths, units
 from studio.errors import StudioError
 from studio.project import Project, load_project, project_file
-from studio.starter import default_projects_dir, starter_project
+from studio.starter import starter_project
 from ui import recent, theme
 from ui.context import Studio
 from ui.pages.data import DataPage
 from ui.pages.export import ExportPage
 from ui.pages.method import MethodPage
 from ui.pages.model import ModelPage
+from ui.pages.results import ResultsPage
 from ui.pages.test import TestPage
 from ui.pages.train import TrainPage
-from ui.tasks import NOTICES, Task
+from ui.tasks import NOTICES, Task, stop_all
 
-PAGE_CLASSES = (ModelPage, DataPage, MethodPage, TrainPage, TestPage, ExportPage)
+PAGE_CLASSES = (ModelPage, DataPage, MethodPage, TrainPage, ResultsPage, TestPage, ExportPage)
 STAGES = [cls.title for cls in PAGE_CLASSES]
 PROJECT_FILTER = "Fine-Tune Studio projects (*.ftproj.toml)"
 
@@ -149,7 +150,7 @@ class MainWindow(QMainWindow):
     def new_project(self) -> None:
         if self._busy_refusal() or not self._may_discard():
             return
-        path, _ = QFileDialog.getSaveFileName(self, "New project", str(default_projects_dir() / "my-model.ftproj.toml"),
+        path, _ = QFileDialog.getSaveFileName(self, "New project", str(paths.projects_dir() / "my-model.ftproj.toml"),
                                               PROJECT_FILTER)
         if path:
             self.studio.load(starter_project(Path(path)))
@@ -158,7 +159,7 @@ class MainWindow(QMainWindow):
     def open_project(self) -> None:
         if self._busy_refusal() or not self._may_discard():
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(default_projects_dir()), PROJECT_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(paths.projects_dir()), PROJECT_FILTER)
         if path:
             self.open_path(Path(path))
 
@@ -186,7 +187,7 @@ class MainWindow(QMainWindow):
         return True
 
     def save_as(self) -> bool:
-        start = str(self.studio.project.path or default_projects_dir() / f"{self.studio.project.name}.ftproj.toml")
+        start = str(self.studio.project.path or paths.projects_dir() / f"{self.studio.project.name}.ftproj.toml")
         path, _ = QFileDialog.getSaveFileName(self, "Save project as", start, PROJECT_FILTER)
         if not path:
             return False
@@ -203,6 +204,8 @@ class MainWindow(QMainWindow):
     def _detect_gpu(self) -> None:
         def work(progress, cancelled):
             from studio.plan import detect_gpu
+            from studio.plan.multigpu import gpu_count
+            gpu_count()  # counted here, off the GUI thread, and kept for the Method page
             return detect_gpu()
 
         self._gpu_task = Task(work, self, on_success=self.studio.set_gpu).start()
@@ -257,10 +260,23 @@ def first_project() -> Project:
             return load_project(path)
         except StudioError:
             continue
-    return starter_project(default_projects_dir() / "pirate-demo" / "pirate-demo.ftproj.toml")
+    return starter_project(paths.projects_dir() / "pirate-demo" / "pirate-demo.ftproj.toml")
 
 
-def main(project_path: str | None = None) -> int:
+def report_shown_and_quit(app: QApplication, window: MainWindow) -> None:
+    """`ftstudio gui --smoke`: say the window is up (what an installer's smoke test waits for), then close."""
+    icons_ok = not window.windowIcon().isNull() and not window.windowIcon().pixmap(32, 32).isNull()
+    print(f"Window shown: {window.windowTitle()}", flush=True)
+    print(f"Project: {window.studio.project.path}", flush=True)
+    print(f"Icons: {'loaded' if icons_ok else 'MISSING'}", flush=True)
+    # Let the start-up work (GPU query, reading the data file) finish first: on a busy machine its import of
+    # torch can outlast the waits of a user's close, and a thread still running at exit aborts the process.
+    stop_all(300_000)
+    window.close()
+    app.exit(0 if icons_ok else 1)
+
+
+def main(project_path: str | None = None, smoke: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Fine-Tune Studio")
     app.setOrganizationName("Fine-Tune Studio")
@@ -274,4 +290,6 @@ def main(project_path: str | None = None) -> int:
         recent.add(project.path)
     window = MainWindow(project)
     window.show()
+    if smoke:
+        QTimer.singleShot(0, lambda: report_shown_and_quit(app, window))
     return app.exec()

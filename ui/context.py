@@ -56,13 +56,14 @@ class Studio(QObject):
         self.busy = False
 
     # --- the project ----------------------------------------------------------------------------------
-    def apply(self, changes: dict) -> None:
-        """Change settings keyed like the project file; raises ProjectError (and changes nothing) when a value
-        is impossible."""
+    def apply(self, changes: dict) -> str:
+        """Change settings keyed like the project file (a control, a fix, a piece of advice); raises
+        ProjectError (and changes nothing) when a value is impossible. Returns the changes in words."""
         from studio.presets import apply_changes
 
         apply_changes(self.project, changes)
         self._changed(frozenset(changes))
+        return ", ".join(f"{key} = {value}" for key, value in changes.items())
 
     def load(self, project: Project) -> None:
         """Show another project (New / Open): every page reloads, the latest run is picked."""
@@ -106,16 +107,18 @@ class Studio(QObject):
 
     def update_plan(self) -> None:
         """The estimate and verdict for the current settings: once per change, for every page that shows them."""
-        from studio.plan import estimate, verdict
+        from studio.plan import verdict
+        from studio.plan.multigpu import gpu_count, plan_on_gpus
 
         gpu = plan_gpu.planning_gpu(self.gpu, self.planned_size)
         config, problem = self._model_config()
         if config is None:
             self.plan = Plan(gpu, problem=problem)
         else:
-            try:
-                est = estimate(config, self.project)
-                self.plan = Plan(gpu, config, est, verdict(est, gpu))
+            found = gpu_count() if self.gpu is not None and self.gpu.available else 0  # counted at start-up
+            try:  # per GPU when the project trains on several
+                est = plan_on_gpus(config, self.project, found, gpu.free_bytes if gpu.available else None)
+                self.plan = Plan(gpu, config, est, verdict(est, gpu, gpus=max(1, found)))
             except StudioError as error:
                 self.plan = Plan(gpu, config, problem=str(error))
         self.plan_changed.emit()

@@ -11,12 +11,13 @@ from studio import cli
 def gui_command(args) -> int:
     from ui.app import main as gui_main
 
-    return gui_main(args.project)
+    return gui_main(args.project, smoke=args.smoke)
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("gui", help="open the desktop app (the default)")
     p.add_argument("project", nargs="?", help="a *.ftproj.toml to open")
+    p.add_argument("--smoke", action="store_true", help="print when the window is shown, then quit (install checks)")
     p.set_defaults(func=gui_command)
 
 

@@ -92,6 +92,10 @@ def _print_text(report, stats) -> None:
         print(f"  {problem.message}")
     if report.problem_count > len(report.problems):
         print(f"  ... and {report.problem_count - len(report.problems)} more problems.")
+    for warning in report.warnings:
+        print(f"  Note: {warning.message}")
+    if report.warning_count > len(report.warnings):
+        print(f"  ... and {report.warning_count - len(report.warnings)} more rows with chat-control text.")
     if stats:
         print(f"Tokens: {stats.examples} examples, longest {stats.longest}, mean {stats.mean:.0f}, "
               f"{stats.total_tokens} in all; {stats.truncated} cut at {stats.max_seq_len} "

@@ -44,10 +44,11 @@ def model_folder(project, progress: Progress | None = None) -> Path | None:
 
 @lru_cache(maxsize=8)
 def load_tokenizer(folder: Path):
-    """A model folder's tokenizer, loaded once per process (the Data page asks again on every change)."""
+    """A model folder's tokenizer, loaded once per process (the Data page asks again on every change). Never
+    with the model's own code: counting tokens is no reason to run it (training asks for consent)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(folder))
+    return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
 
 
 def count_tokens(location: str, report: InspectReport, tokenizer, max_seq_len: int, train_on: str,

@@ -21,14 +21,22 @@ def sixteen_bit_source(quants: list[str]) -> str:
 
 
 def export_folder(run_dir: Path, project, out_dir: Path | None = None) -> Path:
-    """Where a run's export goes, and where it is found again (the Export and Test pages, the CLI): the folder
-    asked for, else the project's [export] output_dir (relative to the project's folder), else the run
-    folder's export/."""
+    """Where a run's export goes, and where it is found again (the pipeline, the preflight, the Export and Test
+    pages, the CLI): the folder asked for, else the project's [export] output_dir, else the run folder's
+    export/. A relative output_dir belongs to the project's folder; run copies made before runs kept it
+    absolute hold it as written, so it is resolved from runs/<project>/<run>/ up to the project's folder."""
+    run_dir = Path(run_dir).resolve()
     if out_dir:
-        return Path(out_dir)
-    if project is not None and project.export.output_dir:
-        return project.resolve(project.export.output_dir)
-    return Path(run_dir) / "export"
+        return Path(out_dir).expanduser().resolve()
+    if project is None or not project.export.output_dir:
+        return run_dir / "export"
+    chosen = Path(project.export.output_dir).expanduser()
+    if chosen.is_absolute():
+        return chosen
+    if project.path is not None and project.path.resolve().parent != run_dir:  # the project, not a run's copy
+        return project.resolve(str(chosen))
+    project_folder = run_dir.parents[2] if run_dir.parent.parent.name == "runs" else run_dir
+    return (project_folder / chosen).resolve()
 
 
 def export_targets(project, quants: list[str], out_dir: Path) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from studio.errors import Cancelled, ExportError
+from studio.tether import tethered_popen
 
 
 
@@ -35,9 +36,10 @@ def quantize_file(source: Path, target: Path, quant: str) -> None:
 
 
 def quantize(source: Path, target: Path, quant: str, cancelled: Callable[[], bool] | None = None) -> None:
-    """In a child process, so it can be cancelled."""
-    proc = subprocess.Popen([sys.executable, "-m", "studio.export.quantize", str(source), str(target), quant],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """In a child process, so it can be cancelled; it ends with this process (studio.tether)."""
+    proc = tethered_popen([sys.executable, "-m", "studio.export.quantize", str(Path(source).resolve()),
+                           str(Path(target).resolve()), quant], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
     while True:
         try:
             output, _ = proc.communicate(timeout=0.2)

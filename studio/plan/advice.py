@@ -47,6 +47,9 @@ ADVICE = {
                      "fine-tuning."),
     "precision": "The number format of training. auto picks bf16 on GPUs that support it, else fp16 or fp32.",
     "seed": "The random seed: the same seed, data and settings give the same run.",
+    "devices": ("Which GPUs train: auto uses every GPU of this computer, a number that many, a list such as "
+                "[0, 1] those ones. On several, each trains on its share of every batch (same result, faster); "
+                "a model too big for one GPU is split across them."),
 }
 
 

@@ -7,6 +7,7 @@ from typing import Callable
 from studio import units
 from studio.plan.estimator import Estimate, PlanSettings, as_settings, estimate
 from studio.plan.gpu import GpuInfo
+from studio.plan.multigpu import more_gpus_fix, same_kind
 from studio.plan.shapes import Shape, shape_from_config
 from studio.vocabulary import METHODS, OPTIMIZERS
 
@@ -41,8 +42,9 @@ def status_of(total_bytes: int, free_bytes: int) -> str:
     return "does_not_fit"
 
 
-def verdict(est: Estimate, gpu: GpuInfo) -> Verdict:
-    """Fits / tight / does not fit against free memory, with fixes when it is not comfortable."""
+def verdict(est: Estimate, gpu: GpuInfo, gpus: int = 1) -> Verdict:
+    """Fits / tight / does not fit against free memory, with fixes when it is not comfortable.
+    `gpus`: how many such GPUs the computer has; a run on fewer is offered all of them when that fits."""
     if not gpu.available:
         return Verdict("no_gpu", f"This run needs about {units.memory(est.total_bytes)} of GPU memory. {gpu.sentence}")
     status = status_of(est.total_bytes, gpu.free_bytes)
@@ -50,6 +52,8 @@ def verdict(est: Estimate, gpu: GpuInfo) -> Verdict:
     if status == "fits":
         return Verdict(status, f"Fits: about {need} of the {free} free on {gpu.name}.")
     fixes = suggest_fixes(est, gpu.free_bytes)
+    if gpus > getattr(est, "gpus", 1):
+        fixes[:0] = [fix for fix in [more_gpus_fix(est, gpu.free_bytes, gpus)] if fix]
     if status == "tight":
         sentence = (f"Tight: about {need} of the {free} free on {gpu.name}. It may fit; close other programs "
                     "that use the GPU, or make one of the changes below.")
@@ -153,7 +157,7 @@ def suggest_fixes(est: Estimate, free_bytes: int) -> list[Fix]:
         steps = kind.steps(est.settings.with_changes(base))
         for step in steps:
             change = {**base, **step}
-            total = estimate(est.shape, est.settings.with_changes(change)).total_bytes
+            total = same_kind(est, est.settings.with_changes(change)).total_bytes  # per GPU for a run on several
             if total <= budget:
                 fixes.append(Fix(_label(kind.label, base), change, total))
                 break

@@ -322,6 +322,7 @@ class ExportPage(Page):
         if result.report_path:
             lines.append(f"Export report: {result.report_path}")
         lines += result.handoff
+        lines += result.problems  # a file the export could not write (a full disk)
         self.modelfile.setText("\n".join(lines))
 
     @staticmethod

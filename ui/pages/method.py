@@ -19,7 +19,7 @@ from studio.vocabulary import METHODS, OPTIMIZERS
 from ui.pages import Page
 from ui.theme import role_label
 from ui.widgets.sci_spin import ScientificSpinBox
-from ui.widgets.vram_panel import VramPanel
+from ui.widgets.vram_panel import VramPanel, set_role
 
 # Words for trainer switches; a switch added to TrainSettings later still shows, named after its field.
 SWITCH_NAMES = {"packing": "Packing (no compute spent on padding)",
@@ -75,6 +75,9 @@ class MethodPage(Page):
         self.panel.plan_for.changed.connect(studio.set_planned_size)
         self.panel.fix_chosen.connect(self.apply_fix)
         self.panel.auto_fit_button.clicked.connect(self.auto_fit_batch)
+        self.disk_label = role_label("hint")  # will the run finish: disk space, beside the memory verdict
+        self.disk_label.setWordWrap(True)
+        self.panel.layout().insertWidget(self.panel.layout().count() - 1, self.disk_label)
         layout.addWidget(self.panel)
         studio.plan_changed.connect(self.show_plan)
         studio.gpu_detected.connect(self._gpu_detected)
@@ -187,6 +190,9 @@ class MethodPage(Page):
         self._row(form, "Weight decay:", decay, "train.weight_decay", ADVICE["weight_decay"])
         self._row(form, "Precision:", precision, "train.precision", ADVICE["precision"])
         self._row(form, "Seed:", seed, "train.seed", ADVICE["seed"])
+        devices = QComboBox(editable=True)  # "auto", a number, or a list typed as [0, 1]
+        devices.addItems(["auto", "1", "2", "4", "8"])
+        self._row(form, "GPUs:", devices, "train.devices", ADVICE["devices"])
         return box
 
     def _form(self, box: QGroupBox) -> QFormLayout:
@@ -329,6 +335,23 @@ class MethodPage(Page):
                                     "computer, or when you pick a model from the catalog.")
         else:
             self.panel.show_estimate(plan.estimate, plan.verdict, plan.gpu)
+        self.show_disk(plan.config)
+
+    def show_disk(self, config: dict | None) -> None:
+        """Will the run finish: the disk it needs on each drive, and how long it takes (studio.plan.disk)."""
+        from studio.plan.disk import duration_sentence, forecast_disk
+
+        if config is None:
+            self.disk_label.setText("")
+            return
+        try:
+            forecast = forecast_disk(self.project, config)
+        except (StudioError, OSError) as error:
+            self.disk_label.setText(str(error))
+            return
+        lines = forecast.sentences() + [line for line in [duration_sentence(self.project)] if line]
+        self.disk_label.setText("\n".join(lines))
+        set_role(self.disk_label, "hint" if forecast.fits else "bad")
 
     @property
     def estimate_label(self):

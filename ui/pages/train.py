@@ -351,11 +351,10 @@ class TrainPage(Page):
         if not self.fix:
             return
         try:
-            self.studio.apply(self.fix)  # the other pages' controls follow
+            changes = self.studio.apply(self.fix)  # the other pages' controls follow
         except StudioError as error:
             self.problem_text.setText(str(error))
             return
-        changes = ", ".join(f"{k} = {v}" for k, v in self.fix.items())
         self.fix = None
         self.fix_button.setVisible(False)
         self.problem_text.setText(f"Applied to the project: {changes}. Start training again to use it.")
