@@ -63,6 +63,8 @@ def test_tasks_show_failures_keep_the_cancel_sentence_and_drop_stale_results(win
     from ui.tasks import Latest, Task
 
     win = window(Project(name="tasks"))
+    # the start-up GPU query writes the status bar when it ends: let it end first, so it cannot hide the failure
+    qtbot.waitUntil(lambda: win.studio.gpu is not None, timeout=60_000)
 
     def fail(progress, cancelled):
         raise StudioError("The file is locked by another program.")
