@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from studio.errors import ModelError
-from studio.vocabulary import CHAT_PREFERENCE
+from studio.vocabulary import CHAT_PREFERENCE, MODELFILE_PREFERENCE
 
 
 class GgufChat:
@@ -87,20 +87,32 @@ class HfChat:
         return "".join(self.stream(messages, **kw)).strip()
 
 
-def exported_gguf(run_dir: Path, project=None) -> Path | None:
-    """The run's exported GGUF to chat with, found where its export wrote it (studio.export.export_folder: the
-    project's [export] output_dir when set), the type closest to the trained weights first. In a folder that
-    other runs export into too, only the files its export report lists for this run count."""
+def exported_files(run_dir: Path, project=None) -> tuple[dict[str, Path], dict[str, str]]:
+    """The run's exported GGUF files by type, and the types whose check failed, found where its export wrote
+    them (studio.export.export_folder: the project's [export] output_dir when set). In a folder that other runs
+    export into too, only the files its export report lists for this run count."""
     from studio.export import export_folder, last_export
 
     folder, export = export_folder(run_dir, project), last_export(run_dir, project)
     if export is not None:
-        files = export.files
-    elif folder == Path(run_dir) / "export":  # the run's own folder: whatever GGUF is there
-        files = {f.stem.rsplit("-", 1)[-1].lower(): f for f in sorted(folder.glob("*.gguf"))}
-    else:
-        return None
+        return export.files, export.failed
+    if folder == Path(run_dir).resolve() / "export":  # the run's own folder: whatever GGUF is there
+        return {f.stem.rsplit("-", 1)[-1].lower(): f for f in sorted(folder.glob("*.gguf"))}, {}
+    return {}, {}
+
+
+def exported_gguf(run_dir: Path, project=None) -> Path | None:
+    """The run's exported GGUF to chat with: the type closest to the trained weights first."""
+    files, _ = exported_files(run_dir, project)
     quant = next((q for q in CHAT_PREFERENCE if q in files), None)
+    return files[quant] if quant else next(iter(files.values()), None)
+
+
+def shipped_gguf(run_dir: Path, project=None) -> Path | None:
+    """The GGUF users will run: the one the export's Ollama Modelfile points at (the first of
+    MODELFILE_PREFERENCE that passed its check), else any file the export wrote."""
+    files, failed = exported_files(run_dir, project)
+    quant = next((q for q in MODELFILE_PREFERENCE if q in files and q not in failed), None)
     return files[quant] if quant else next(iter(files.values()), None)
 
 

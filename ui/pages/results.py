@@ -179,8 +179,7 @@ class ResultsPage(Page):
         return self.task is not None and self.task.is_running()
 
     def _auto_toggled(self, on: bool) -> None:
-        self.project.evaluate.after_training = on
-        self.studio.edited()
+        self.studio.apply({"evaluate.after_training": on})
 
     # --- showing a run's report -------------------------------------------------------------------------
     def show_run(self) -> None:
@@ -303,9 +302,7 @@ class ResultsPage(Page):
             from studio.evaluate.compare import runs_table
             return runs_table(project)
 
-        self._runs_task = task = Task(work, self)
-        task.succeeded.connect(self._show_runs)
-        task.start()
+        self._runs_task = Task(work, self, on_success=self._show_runs).start()
 
     def _show_runs(self, rows: list[dict]) -> None:
         from studio.evaluate.compare import COLUMNS, cell
@@ -343,29 +340,19 @@ class ResultsPage(Page):
             from studio.evaluate import evaluate_run
             return evaluate_run(run_dir, target, progress, cancelled)
 
-        self.task = Task(work, self, needs_ml=True)
-        self.task.progress.connect(self._progress)
-        self.task.succeeded.connect(lambda report: self.show_run())
-        self.task.failed.connect(self._failed)
-        self.task.cancelled_.connect(lambda: self.status.setText("Cancelled; nothing was written."))
-        self.task.finished.connect(self._update_buttons)
+        self.task = Task(work, self, needs_ml=True, on_progress=self._progress,
+                         on_success=lambda report: self.show_run(), on_failure=self._failed,
+                         on_cancel=self.status.setText,  # the core's sentence: nothing was written
+                         on_finish=self._update_buttons)
         self.progress.setValue(0)
         self.status.setText("Loading the models…")
         self.task.start()
         self._update_buttons()
 
     def _gguf_file(self, run_dir) -> Path | None:
-        """The file the run's Modelfile points at (what Ollama runs), else any exported GGUF."""
-        import re
+        from studio.chat import shipped_gguf
 
-        folder = Path(run_dir) / "export"
-        modelfile = folder / "Modelfile"
-        if modelfile.is_file():
-            match = re.search(r"^FROM\s+\./?(\S+\.gguf)", modelfile.read_text(encoding="utf-8"), re.MULTILINE)
-            if match and (folder / match.group(1)).is_file():
-                return folder / match.group(1)
-        files = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
-        return files[0] if files else None
+        return shipped_gguf(run_dir, self.project)
 
     def _progress(self, message: str, fraction: float) -> None:
         self.progress.setValue(int(100 * fraction))
