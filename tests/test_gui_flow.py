@@ -46,6 +46,7 @@ class StallMeter:
 
 def tiny_project(tmp_path, model_dir, data) -> Project:
     project = Project(name="flow")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.model.name = str(model_dir)
     project.data.train_file = str(data)
     project.data.system_prompt = "You are a pirate."
