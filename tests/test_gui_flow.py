@@ -89,14 +89,13 @@ def test_train_stop_resume_export_and_chat(qtbot, tmp_path, tiny_model_dir, samp
     window.go_to(TrainPage)
 
     # A worker that cannot run explains itself in plain words, and the app carries on.
-    import torch
-    if not torch.cuda.is_available():
-        window.studio.project.method.method = "qlora"
-        train.start_training()
-        wait_idle(qtbot, train)
-        assert "needs an NVIDIA GPU" in train.problem_text.text()
-        assert train.start_button.isEnabled()
-        window.studio.project.method.method = "lora"
+    data = window.studio.project.data.train_file
+    window.studio.project.data.train_file = str(tmp_path / "moved-away.jsonl")
+    train.start_training()
+    wait_idle(qtbot, train)
+    assert "moved-away.jsonl" in train.problem_text.text()
+    assert train.start_button.isEnabled()
+    window.studio.project.data.train_file = data
 
     meter = StallMeter()
     meter.start()

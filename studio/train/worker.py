@@ -15,7 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
-from studio.errors import StudioError, TrainError
+from studio.errors import StudioError
 from studio.train.events import EventWriter
 from studio.train.runs import EVENTS_FILE, STOP_FILE, latest_checkpoint, load_run_project
 
@@ -23,17 +23,42 @@ EXIT_OK, EXIT_ERROR, EXIT_OOM = 0, 1, 3
 
 
 def pick_device_and_precision(project):
+    """("cuda" or "cpu", "bf16" / "fp16" / "fp32"). On a CPU fp32 unless the project asks for bf16: most CPUs
+    have no fast 16-bit matrix units, so fp32 is both faster and exact there, but bf16 is what GPU users
+    train in, and asking for it on a CPU runs exactly that path (slowly). fp16 needs a GPU's loss scaling."""
     import torch
 
+    wanted = project.train.precision
     if torch.cuda.is_available():
-        wanted = project.train.precision
         if wanted == "auto":
             wanted = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "cuda", wanted
-    if project.method.method in ("qlora", "lora8bit"):
-        raise TrainError(f"{project.method.method.upper()} needs an NVIDIA GPU with CUDA, and none was found. "
-                         "Choose LoRA (it runs on the CPU, slowly) or train on a computer with an RTX GPU.")
-    return "cpu", "fp32"  # CPUs have no fast 16-bit matrix units; fp32 is both faster and exact there
+    return "cpu", "bf16" if wanted == "bf16" else "fp32"
+
+
+def base_loading(method: str, device: str, dtype) -> dict:
+    """How the base model is loaded for a method, as from_pretrained arguments: the dtype, and for QLoRA
+    (4-bit NF4 with double quantization) and 8-bit LoRA the bitsandbytes settings and the device to quantize
+    on. Training, and the Test page's chat with a trained adapter, load the base the same way."""
+    kwargs = {"dtype": dtype}
+    if method == "qlora":
+        from transformers import BitsAndBytesConfig
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype)
+    elif method == "lora8bit":
+        import warnings
+
+        from transformers import BitsAndBytesConfig
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        # bitsandbytes says at every 8-bit multiplication that it casts the input to fp16 to quantize it:
+        # expected, and a line per layer per step would bury the log
+        warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
+    if device == "cuda":
+        kwargs["device_map"] = {"": 0}
+    elif "quantization_config" in kwargs:  # bitsandbytes quantizes on the CPU too, when told that is the device
+        kwargs["device_map"] = {"": "cpu"}
+    return kwargs
 
 
 def load_model(project, model_dir: Path, device: str, precision: str):
@@ -45,17 +70,8 @@ def load_model(project, model_dir: Path, device: str, precision: str):
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     method = project.method.method
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    kwargs = {"dtype": dtype, "attn_implementation": attention.pick(project, device, dtype, config)}
-    if method == "qlora":
-        from transformers import BitsAndBytesConfig
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype)
-    elif method == "lora8bit":
-        from transformers import BitsAndBytesConfig
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-    if device == "cuda":
-        kwargs["device_map"] = {"": 0}
+    kwargs = {**base_loading(method, device, dtype),
+              "attn_implementation": attention.pick(project, device, dtype, config)}
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
     # No prepare_model_for_kbit_training: it upcasts the embeddings and output head to fp32, which costs
     # gigabytes on 150k-vocabulary models; bf16 compute with LoRA in fp32 trains stably without it (and the
@@ -173,6 +189,10 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     project = load_run_project(run_dir)
     device, precision = pick_device_and_precision(project)
     events.emit("log", message=f"Device: {device}, precision: {precision}, method: {project.method.method}")
+    if device == "cpu":
+        from studio.plan.advice import cpu_notes
+        for note in cpu_notes(project.method.method, project.train.precision):
+            events.emit("log", message=note)
 
     model_dir = resolve_model(project.model.name, lambda msg, frac: events.emit("log", message=msg))
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
