@@ -91,9 +91,9 @@ def check_merge(run_dir: Path, base_dir: Path, merged_dir: Path, method: str) ->
         tolerance = bf16_tolerance(want)
         assert ((got - want).abs() <= tolerance).all(), (name, (got - want).abs().max())
         moved += bool(((got - base[name].float()).abs() > tolerance).any())  # the adapter changed it
-        if method == "qlora":  # the same merge into the 4-bit weights would be far off
+        if method == "qlora":  # the same merge into the 4-bit weights: most values off by more than rounding
             four_bit = nf4_round_trip(base[name].float()) + (want - base[name].float())
-            assert (got - four_bit).abs().max() > 20 * tolerance.max(), name
+            assert ((got - four_bit).abs() > tolerance).float().mean() > 0.5, name
     assert moved >= len(expected) // 2, f"only {moved} of {len(expected)} weights changed"
     return len(expected)
 

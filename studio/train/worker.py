@@ -8,6 +8,7 @@ in plain words with the fix the app can apply, and a non-zero exit code.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ import time
 import traceback
 from pathlib import Path
 
-from studio.errors import StudioError
+from studio.errors import StudioError, TrainError
 from studio.train.events import EventWriter
 from studio.train.runs import EVENTS_FILE, STOP_FILE, latest_checkpoint, load_run_project
 
@@ -41,19 +42,24 @@ def base_loading(method: str, device: str, dtype) -> dict:
     (4-bit NF4 with double quantization) and 8-bit LoRA the bitsandbytes settings and the device to quantize
     on. Training, and the Test page's chat with a trained adapter, load the base the same way."""
     kwargs = {"dtype": dtype}
+    if method in ("qlora", "lora8bit") and importlib.util.find_spec("bitsandbytes") is None:
+        raise TrainError(f"{'QLoRA' if method == 'qlora' else '8-bit LoRA'} needs the bitsandbytes library, which "
+                         "is not installed (it has no build for Intel Macs). Choose LoRA, which needs no extra "
+                         "library.")
     if method == "qlora":
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype)
     elif method == "lora8bit":
-        import warnings
+        import logging
 
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-        # bitsandbytes says at every 8-bit multiplication that it casts the input to fp16 to quantize it:
-        # expected, and a line per layer per step would bury the log
-        warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
+        # bitsandbytes logs at every 8-bit multiplication (outside training: the packing check, the Test page's
+        # chat) that it casts the input to fp16 to quantize it, its module's only log line: expected, and a
+        # line per layer per token would bury the log
+        logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
     if device == "cuda":
         kwargs["device_map"] = {"": 0}
     elif "quantization_config" in kwargs:  # bitsandbytes quantizes on the CPU too, when told that is the device
@@ -215,6 +221,9 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
         events.emit("log", message="Packing is off for this model: examples packed in one row could see each "
                                    "other, so batches are padded instead (slower, same result)")
     trainer.add_callback(make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir)))
+    from studio.train.attention import describe
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    events.emit("log", message=describe(getattr(base.config, "_attn_implementation", None)))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     batching = (f"packed batches of up to {project.train.batch_size * project.train.max_seq_len} tokens"
                 if project.train.packing else f"padded batches of {project.train.batch_size} examples")
