@@ -17,10 +17,10 @@ from studio.train.events import read_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU path")]
 STEPS = 6
-# bf16 keeps 8 significant bits: activations and the loss's inputs round at about 0.4 %, so a run's loss
-# stays within a percent of fp32's over a few steps; a real bf16 fault (a wrong dtype, an overflow, a
-# gradient that stops flowing) moves it by far more, or stops the run
-LOSS_TOLERANCE = 0.01
+# bf16 keeps 8 significant bits; on this small model its losses stay within 0.01 % of fp32's (seen, six steps).
+# The tolerance is far below what six steps learn (the loss falls 3.5 %): adapters updated in 16 bits, a
+# gradient that stops flowing or a wrong dtype on the way would move it by more, or stop the run
+LOSS_TOLERANCE = 0.005
 
 
 def losses_of(tmp_path, model_dir, data, method: str, precision: str) -> list[float]:
@@ -43,12 +43,12 @@ def losses_of(tmp_path, model_dir, data, method: str, precision: str) -> list[fl
     return [e["loss"] for e in events if e["type"] == "metrics"]
 
 
-@pytest.mark.parametrize("method", ["lora", "qlora", "dora"])
+@pytest.mark.parametrize("method", ["lora", "qlora"])  # QLoRA: the 4-bit kernels in bf16, as GPUs run them
 def test_bf16_trains_on_the_cpu_and_follows_fp32(tmp_path, small_vocab_model_dir, sample_data, method):
     fp32 = losses_of(tmp_path, small_vocab_model_dir, sample_data, method, "fp32")
     bf16 = losses_of(tmp_path, small_vocab_model_dir, sample_data, method, "bf16")
     assert len(fp32) == len(bf16) == STEPS
     assert all(math.isfinite(loss) for loss in bf16)
-    assert bf16[-1] < bf16[0] - 0.05  # it learns
+    assert bf16[-1] < bf16[0] - 0.1  # it learns
     for step, (a, b) in enumerate(zip(fp32, bf16), start=1):
         assert abs(b - a) <= LOSS_TOLERANCE * a, f"step {step}: bf16 {b:.4f} vs fp32 {a:.4f}"
