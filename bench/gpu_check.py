@@ -27,11 +27,13 @@ Results under --out (the device's $OUT): bench/results/vram_accuracy.json and be
 (device, versions, date; the formats of the two benchmark scripts, so `bench/vram_accuracy.py --rescore`
 works on them once copied into bench/results/), pytest-gpu.xml and pytest-gpu.log, summary.txt.
 
-The device command. Once, here, from the repository root (the wheels land in the ignored .whl/, ~15 MB:
-Unsloth and what it needs beyond the machine's packages, bitsandbytes trimmed to its CUDA 13 and CPU
-libraries, and the studio's two small pure-Python dependencies the machine lacks):
+The device command. Once, here, from the root of the checkout the device tool sends (the wheels land in the
+ignored .whl/, 14 MB: Unsloth and what it needs beyond the machine's packages, bitsandbytes 0.50.2 trimmed to
+its CUDA 13 and CPU libraries, and the studio's two small pure-Python dependencies the machine lacks; the
+script adds .whl to .git/info/exclude, which a git worktree keeps elsewhere: there, run it in a folder with a
+.git/info/ of its own and move .whl over):
 
-    ../shared/bench/unsloth_wheels.sh .whl
+    /work/shared/bench/unsloth_wheels.sh .whl
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
         --platform manylinux2014_x86_64 -d .whl tomli_w platformdirs
 
@@ -47,8 +49,8 @@ and copy the returned bench/results/*.json into bench/results/. The time on pape
 
     install the carried wheels                                  ~10 s
     stages 1 + 2 side by side                                  280 s at most (deadlines above)
-      1: collection ~10 s; nine worker runs of a 2-layer model ~15 s each (imports dominate); the
-         stop-and-resume run 200 steps; ~150 s
+      1: collection ~10 s; eight worker processes training a 2-layer model, ~15 s each (imports
+         dominate; the stop-and-resume run takes 200 steps), and one run in the test process; ~150 s
       2: random checkpoints of the five shapes (26 GB of bf16 written once) ~60 s; 22 loads (page cache)
          and 3 steps each, 1-10 s; two lanes: 7B alone (~100 s), the four smaller ones after each other
          (~130 s); a lane past 240 s skips its remaining cases, saying so
@@ -239,10 +241,10 @@ def summary(device_name: str, tests: dict, tests_note: str | None, planner: dict
     s = planner.get("summary") or {}
     unmeasured = [r for r in records if "error_pct" not in r]
     if s:
-        lines.append(f"Planner vs measured ({planner.get('compared', '')}), {s['cases_measured']} of "
-                     f"{planner.get('cases_planned', len(records))} configurations: median |error| "
-                     f"{s['median_abs_error_pct']} % (target <= 5), worst {s['worst_abs_error_pct']} % (<= 10), "
-                     f"most under {s['worst_underestimate_pct']} % (>= -5): "
+        lines.append(f"Planner vs measured, {s['cases_measured']} of {planner.get('cases_planned', len(records))} "
+                     f"configurations ({planner.get('compared', '')}):")
+        lines.append(f"  median |error| {s['median_abs_error_pct']} % (target <= 5), worst {s['worst_abs_error_pct']} %"
+                     f" (<= 10), most under {s['worst_underestimate_pct']} % (>= -5): "
                      + ("MEETS the target" if s["meets_target"] else "MISSES the target"))
         worst = sorted((r for r in records if "error_pct" in r), key=lambda r: -abs(r["error_pct"]))[:3]
         lines += [f"  {r['error_pct']:+6.1f} %  {r['model']} {r['method']} seq {r['max_seq_len']} batch "

@@ -51,3 +51,34 @@ def test_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     assert speed["tokens_per_s_studio"] > 0 and speed["tokens_per_s_plain"] > 0
     assert speed["tokens_per_s_unsloth"] is None and "CUDA" in speed["detail_unsloth"]["error"]
     assert speed["device"] == planner["device"] == "cpu (gpu_check --dry-run)"
+
+
+def test_summary_of_gpu_results_fits_one_screen():
+    """The summary's GPU branches, which the dry run cannot reach: records scored as a GPU run scores them."""
+    import throughput
+
+    records = []
+    for i, case in enumerate(vram_accuracy.CHECK_CASES[:3]):
+        estimate = vram_accuracy.plan_estimate(case)
+        measured = {"measured_bytes": int(estimate.reserved_bytes * (1.02, 1.1, 1.0)[i]),
+                    "measured_allocated_bytes": int(estimate.reserved_bytes * 0.9)}
+        records.append(vram_accuracy.score({"case": i, **case, **measured}, "cuda"))
+    records.append(vram_accuracy.score({"case": 3, **vram_accuracy.CHECK_CASES[3],
+                                        "skipped": "the time budget ran out first"}, "cuda"))
+    planner = {"records": records, "summary": vram_accuracy.summarize(records), "cases_planned": 22,
+               "compared": "torch.cuda.max_memory_reserved() vs the estimate's reserved_bytes"}
+    speed = {"model": "Qwen2.5-1.5B", "method": "lora", "rank": 16, "lengths": "uniform 64..1024",
+             "tokens_per_s_studio": 30000.0, "tokens_per_s_plain": 10000.0, "tokens_per_s_unsloth": 28000.0,
+             "peak_reserved_studio": 4 * 2**30, "peak_reserved_plain": 10 * 2**30,
+             "detail_plain_expandable": {"error": "not run: the time budget ran out first"}}
+    throughput._ratios(speed)
+    tests = {"passed": ["test_gpu::test_a"], "failed": [("test_gpu::test_b", "AssertionError: x")],
+             "skipped": [("test_multi::test_c", "needs 2 GPUs")]}
+    text = gpu_check.summary("NVIDIA H200", tests, None, planner, speed, {"total": 460.0}, dry_run=False)
+    print(text)
+    lines = text.splitlines()
+    assert len(lines) <= 24 and max(map(len, lines)) <= 200
+    assert "3 of 22 configurations" in text and "MISSES the target" in text  # -9.1 %: under by more than 5 %
+    assert "speedup_vs_plain 3.00 (>= 2.5: ok)" in text and "speedup_vs_unsloth 1.07 (>= 1.0: ok)" in text
+    assert "memory_vs_plain 0.40 (<= 0.5: ok)" in text
+    assert "FAILED test_gpu::test_b" in text and "not measured: case 3" in text

@@ -18,8 +18,7 @@ from studio.train import run_training
 from studio.train.events import read_events
 from studio.train.runs import latest_checkpoint
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU path; on a GPU "
-                                                   "tests/test_gpu.py runs these methods")]
+on_the_cpu = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU path; tests/test_gpu.py runs these on a GPU")
 EMBEDDED = "embedded:SmolLM2-135M-Instruct"
 QUESTION = [{"role": "user", "content": "What colour is the sea?"}]
 
@@ -128,6 +127,23 @@ CASES = [("tiny", "qlora"), ("tiny", "lora8bit"), ("tiny", "dora"),
          ("embedded", "qlora"), ("embedded", "lora8bit"), ("embedded", "dora")]
 
 
+def test_without_a_gpu_the_plan_says_plainly_what_quantized_bases_cost():
+    from studio.plan import GpuInfo, estimate, verdict
+    from studio.plan.advice import CPU_METHOD_SUFFIX
+
+    config = {"model_type": "llama", "vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536,
+              "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3}
+    no_gpu = GpuInfo(False, sentence="No CUDA GPU was found.")
+    for method in ("qlora", "lora8bit"):
+        assert CPU_NOTES[method] in verdict(estimate(config, {"method": method}), no_gpu).sentence
+        assert "slow" in CPU_NOTES[method] and "small model or a quick test" in CPU_NOTES[method]
+    assert verdict(estimate(config, {"method": "lora"}), no_gpu).sentence.endswith("No CUDA GPU was found.")
+    assert CPU_NOTES["bf16"] in verdict(estimate(config, {"precision": "bf16"}), no_gpu).sentence
+    assert "slow" in CPU_METHOD_SUFFIX
+
+
+@pytest.mark.slow
+@on_the_cpu
 @pytest.mark.parametrize("which, method", CASES, ids=[f"{w}-{m}" for w, m in CASES])
 def test_trains_merges_exports_and_answers_on_the_cpu(tmp_path, request, sample_data, which, method):
     model = str(request.getfixturevalue("tiny_model_dir")) if which == "tiny" else EMBEDDED
@@ -156,6 +172,8 @@ def test_trains_merges_exports_and_answers_on_the_cpu(tmp_path, request, sample_
 OPTIMIZER_STATE = {"adamw_8bit": torch.uint8, "paged_adamw_8bit": torch.uint8, "paged_adamw_32bit": torch.float32}
 
 
+@pytest.mark.slow
+@on_the_cpu
 @pytest.mark.parametrize("optimizer", list(OPTIMIZER_STATE))
 def test_bitsandbytes_optimizers_train_a_qlora_run_on_the_cpu(tmp_path, tiny_model_dir, sample_data, optimizer):
     project = cpu_project(tmp_path, str(tiny_model_dir), sample_data, "qlora", steps=2, optimizer=optimizer,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from studio.plan.advice import cpu_notes
 from studio.plan.estimator import GiB, Estimate, PlanSettings, as_settings, estimate
 from studio.plan.gpu import GpuInfo
 from studio.plan.shapes import Shape, shape_from_config
@@ -44,8 +45,9 @@ def status_of(total_bytes: int, free_bytes: int) -> str:
 
 def verdict(est: Estimate, gpu: GpuInfo) -> Verdict:
     """Fits / tight / does not fit against free memory, with fixes when it is not comfortable."""
-    if not gpu.available:
-        return Verdict("no_gpu", f"This run needs about {_gb(est.total_bytes)} of GPU memory. {gpu.sentence}")
+    if not gpu.available:  # the run would train on the CPU: say what that means for this method
+        on_cpu = "".join(" " + note for note in cpu_notes(est.settings.method, est.settings.precision))
+        return Verdict("no_gpu", f"This run needs about {_gb(est.total_bytes)} of GPU memory. {gpu.sentence}{on_cpu}")
     status = status_of(est.total_bytes, gpu.free_bytes)
     need, free = _gb(est.total_bytes), _gb(gpu.free_bytes)
     if status == "fits":
