@@ -35,6 +35,7 @@ class ModelSettings:
 @dataclass
 class DataSettings:
     train_file: str = ""
+    sheet: str = ""  # the sheet of a workbook train_file; empty: the first sheet with data
     eval_file: str = ""  # empty: split eval_fraction off the training file
     eval_fraction: float = 0.1
     format: str = "auto"
@@ -142,6 +143,13 @@ class Project:
         _check_range("train.grad_accumulation", self.train.grad_accumulation, 1, 4096)
         _check_range("train.max_seq_len", self.train.max_seq_len, 16, 1_048_576)
         _check_range("data.eval_fraction", self.data.eval_fraction, 0.0, 0.5)
+        if self.data.sheet:
+            from studio.data.readers import SHEETS
+
+            if Path(self.data.train_file).suffix.lower() not in SHEETS:
+                raise ProjectError(f"data.sheet = {self.data.sheet!r} only applies to a spreadsheet "
+                                   f"({', '.join(SHEETS)}), and data.train_file is {self.data.train_file!r}: "
+                                   "remove data.sheet or choose a workbook.")
         if self.train.offload_checkpoints and not self.train.gradient_checkpointing:
             raise ProjectError("train.offload_checkpoints = true only works with gradient checkpointing: "
                                "set train.gradient_checkpointing = true too, or turn offloading off.")

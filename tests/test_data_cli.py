@@ -28,6 +28,8 @@ EXPECTED = {
     "really_jsonl.csv": None, "really_zip.json": None, "not_parquet.parquet": None,
     "kitchen_qa.csv": ("prompt_completion", 10, 10), "garden_alpaca.json": ("alpaca", 10, 10),
     "lighthouse_notes.txt": ("text", 5, 5),
+    "saved_by_libreoffice.xlsx": ("prompt_completion", 3, 3), "old_format.xls": ("prompt_completion", 3, 3),
+    "password.xlsx": None,
 }
 
 

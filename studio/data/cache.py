@@ -16,14 +16,21 @@ from studio import paths
 from studio.data.tokenize import Example
 from studio.fileio import staged_file
 
-VERSION = 1  # bump when the tokenizing rules change, so old entries are not reused
+VERSION = 2  # bump when the reading or tokenizing rules change, so old entries are not reused (2: documents)
 
 
 def content_hash(location: str | Path) -> str:
-    """SHA-256 of a file, of every file in a folder, or (for a Hub dataset id) of the id itself."""
+    """SHA-256 of a file, of every file in a folder, or (for a Hub dataset id) of the id itself. A folder of
+    documents counts the documents only, by name and content, so a lock file that Word leaves beside an open
+    document or a picture in the folder does not make the data look new."""
+    from studio.data.documents import document_files, is_document_folder
+
     path = Path(location).expanduser()
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.exists() else []
+    if path.is_dir():
+        files = document_files(path)[0] if is_document_folder(path) else sorted(p for p in path.rglob("*") if p.is_file())
+    else:
+        files = [path] if path.exists() else []
     if not files:
         digest.update(str(location).encode())
     for file in files:

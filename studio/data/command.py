@@ -17,7 +17,9 @@ def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="inspect dataset files")
     actions = data.add_subparsers(dest="data_command", required=True)
     inspect = actions.add_parser("inspect", help="detect the format, count usable rows, list every problem")
-    inspect.add_argument("file", help="a .jsonl/.json/.csv/.tsv/.parquet/.txt file, dataset folder or Hub id")
+    inspect.add_argument("file", help="a .jsonl/.json/.csv/.tsv/.parquet/.txt file, a spreadsheet (.xlsx/.ods/.xls), "
+                         "a document (.md/.docx/.pdf) or folder of documents, a dataset folder or Hub id")
+    inspect.add_argument("--sheet", default="", help="the workbook sheet to read (default: the first with data)")
     inspect.add_argument("--model", help="also count tokens with this model's tokenizer and chat template")
     inspect.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     inspect.add_argument("--format", default="auto", help="messages, sharegpt, alpaca, prompt_completion or text")
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         columns = dict(_pair(c) for c in args.column)
-        report = inspect_file(args.file, args.format, columns, progress=_progress(args))
+        report = inspect_file(args.file, args.format, columns, progress=_progress(args), sheet=args.sheet)
         stats = _token_stats(args, report) if args.model and report.usable else None
     except Cancelled as exc:
         print(exc, file=sys.stderr)
@@ -77,7 +79,7 @@ def _token_stats(args, report):
     from studio.models import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(args.model)))
-    source, _, pairs = scan(args.file, report.format, report.mapping)
+    source, _, pairs = scan(args.file, report.format, report.mapping, sheet=args.sheet)
     rows = (row for row, problem in pairs if problem is None)
     return token_stats(rows, tokenizer, args.max_seq_len, args.train_on, name=source.name, unit=source.unit,
                        progress=_progress(args), total=report.usable_rows)
@@ -87,8 +89,10 @@ def _print_text(report, stats) -> None:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"{report.path}: {report.format} format ({'; '.join(report.evidence)})")
-    print(f"Rows: {report.rows}   usable: {report.usable_rows}   with problems: {report.problem_count}   "
-          f"duplicates: {report.duplicates}")
+    if len(report.sheets) > 1:
+        print(f"Sheets with data: {', '.join(report.sheets)} (choose one with --sheet)")
+    print(f"{report.rows_word.capitalize()}: {report.rows}   usable: {report.usable_rows}   with problems: "
+          f"{report.problem_count}   duplicates: {report.duplicates}   read in {report.seconds:.1f} s")
     for problem in report.problems:
         print(f"  {problem.message}")
     if report.problem_count > len(report.problems):

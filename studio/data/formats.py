@@ -35,6 +35,16 @@ class Row(NamedTuple):
     number: int
     messages: list[dict] | None = None  # [{"role": ..., "content": ...}, ...]
     text: str | None = None  # plain text rows, trained on every token
+    origin: str | None = None  # where a person finds it: "Examples, row 7", "manual.pdf, page 4"
+
+
+class Unsaved(str):
+    """An empty cell value that says why it is empty (a formula whose result the file does not hold)."""
+
+    def __new__(cls, reason: str):
+        value = super().__new__(cls, "")
+        value.reason = reason
+        return value
 
 
 @dataclass
@@ -201,6 +211,8 @@ def _field(row: dict, key: str, what: str | None = None) -> tuple[str | None, st
         value = str(value)
     if not isinstance(value, str):
         return None, f"{what} is {_kind(value)}, not text"
+    if isinstance(value, Unsaved):
+        return None, f"{what} {value.reason}"
     if not value.strip():
         return None, f"{what} is empty"
     return value, None

@@ -31,7 +31,7 @@ class Problem:
 @dataclass
 class InspectReport:
     path: str
-    kind: str  # how the file was read: jsonl, json, csv, tsv, parquet, txt, hf
+    kind: str  # how the file was read: jsonl, json, csv, tsv, parquet, txt, hf, sheet, documents
     unit: str  # what a row number counts: line, item, row
     format: str  # messages, sharegpt, alpaca, prompt_completion, text
     mapping: dict[str, str]
@@ -44,6 +44,12 @@ class InspectReport:
     duplicate_rows: list[tuple[int, int]] = field(default_factory=list)  # (row, the earlier row), first 100
     preview: list[Row] = field(default_factory=list)
     seconds: float = 0.0
+    sheet: str = ""  # the sheet read, for a workbook
+    sheets: list[str] = field(default_factory=list)  # a workbook's sheets that hold data
+
+    @property
+    def rows_word(self) -> str:
+        return "passages" if self.kind == "documents" else "rows"
 
     @property
     def usable(self) -> bool:
@@ -51,7 +57,8 @@ class InspectReport:
 
     def summary(self) -> str:
         skipped = self.rows - self.usable_rows
-        text = (f"{Path(self.path).name}: {self.format} format, {self.rows} rows, {self.usable_rows} usable, "
+        name = Path(self.path).name + (f", sheet '{self.sheet}'" if self.sheet else "")
+        text = (f"{name}: {self.format} format, {self.rows} {self.rows_word}, {self.usable_rows} usable, "
                 f"{skipped} with problems")
         return text + (f", {self.duplicates} duplicates." if self.duplicates else ".")
 
@@ -64,15 +71,19 @@ class InspectReport:
 
 
 def scan(location: str | Path, fmt: str = "auto", columns: dict[str, str] | None = None,
-         progress: Progress | None = None, cancel: Cancel | None = None):
+         progress: Progress | None = None, cancel: Cancel | None = None, sheet: str = ""):
     """Open a dataset and decide its format; return (source, detection, iterator of (Row or None, Problem
-    or None)). The iterator reports progress and honours cancel as it goes."""
-    source = open_source(location)
+    or None)). The iterator reports progress and honours cancel as it goes. `sheet` chooses a workbook's
+    sheet."""
+    source = open_source(location, sheet)
+    source.watch(progress, cancel)
     records = source.records()
-    head = []
+    head, found = [], 0
+    need = 1 if source.kind == "documents" else SAMPLE  # passages are always text; a PDF page is slow
     for record in records:
         head.append(record)
-        if sum(1 for r in head if isinstance(r.value, dict)) >= SAMPLE:
+        found += isinstance(record.value, dict)
+        if found >= need:
             break
     sample = [r.value for r in head if isinstance(r.value, dict)]
     if not sample:
@@ -84,6 +95,9 @@ def scan(location: str | Path, fmt: str = "auto", columns: dict[str, str] | None
     detection = resolve(fmt, columns or {}, sample, source.name)
     if source.kind == "txt":
         detection.evidence = ["a plain text file: documents are separated by blank lines"]
+    if source.kind == "documents":
+        detection.evidence = ["documents, for teaching the model their material"]
+    detection.evidence += source.notes(detection.mapping)
     return source, detection, _rows(source, detection, chain(head, records), progress, cancel)
 
 
@@ -95,11 +109,14 @@ def _rows(source: Source, detection: Detection, records, progress, cancel) -> It
                 raise Cancelled(f"Reading {source.name} was cancelled.")
             if progress:
                 progress(label, source.fraction())
+        else:
+            source.tick()  # slow rows (PDF pages, big sheets) still report every 0.2 s
         error = record.error
         if error is None:
             row, error = normalize(record.number, record.value, detection)
             if row is not None:
-                yield row, None
+                origin = source.origin(record.number)
+                yield (row._replace(origin=origin) if origin else row), None
                 continue
         sep = ", " if error.startswith(("message", "'")) else " "  # "line 3, message 2 ..." / "line 3 is ..."
         yield None, Problem(record.number, f"{source.where(record.number)}{sep}{error}.")
@@ -116,11 +133,11 @@ def fingerprint(row: Row) -> int:
 
 def inspect_file(location: str | Path, fmt: str = "auto", columns: dict[str, str] | None = None,
                  progress: Progress | None = None, cancel: Cancel | None = None,
-                 preview: int = 20) -> InspectReport:
+                 preview: int = 20, sheet: str = "") -> InspectReport:
     started = time.perf_counter()
-    source, detection, rows = scan(location, fmt, columns, progress, cancel)
+    source, detection, rows = scan(location, fmt, columns, progress, cancel, sheet)
     report = InspectReport(str(location), source.kind, source.unit, detection.format, detection.mapping,
-                           detection.evidence)
+                           detection.evidence, sheet=source.sheet, sheets=list(source.sheets))
     hashes, numbers = array("q"), array("q")
     for row, problem in rows:
         report.rows += 1

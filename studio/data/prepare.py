@@ -90,7 +90,7 @@ def read_split(project, skipped: list | None = None, progress=None, cancel=None)
     skipped = [] if skipped is None else skipped
     train_at = locate(project, settings.train_file)
     eval_at = locate(project, settings.eval_file) if settings.eval_file else ""
-    rows, train_src = _read(train_at, settings, skipped, progress, cancel)
+    rows, train_src = _read(train_at, settings, skipped, progress, cancel, settings.sheet)
     eval_rows, eval_src = _read(eval_at, settings, skipped, progress, cancel) if eval_at else ([], train_src)
     if settings.drop_duplicates:
         rows = _drop_duplicates(rows, set(), skipped, train_src)
@@ -108,9 +108,10 @@ def with_system(messages: list[dict], system_prompt: str) -> list[dict]:
     return messages
 
 
-def _read(location: str, settings, skipped: list, progress, cancel):
-    """(every usable row, the source); problems go to `skipped`, or stop all when the user chose to stop."""
-    source, _, records = scan(location, settings.format, settings.columns, progress, cancel)
+def _read(location: str, settings, skipped: list, progress, cancel, sheet: str = ""):
+    """(every usable row, the source); problems go to `skipped`, or stop all when the user chose to stop.
+    The chosen sheet is the training workbook's; an eval workbook is read from its first sheet with data."""
+    source, _, records = scan(location, settings.format, settings.columns, progress, cancel, sheet)
     rows = []
     for row, problem in records:
         if problem is None:

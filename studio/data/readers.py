@@ -12,16 +12,20 @@ import io
 import json
 import re
 import sys
+import time
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
-from studio.errors import DataError
+from studio.errors import Cancelled, DataError
 
 # A few million-character CSV fields exist in real datasets (long documents); the default limit is 131072.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 KINDS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv",
-         ".parquet": "parquet", ".txt": "txt", ".text": "txt", ".md": "txt"}
+         ".parquet": "parquet", ".txt": "txt", ".text": "txt"}
+# Spreadsheets (studio.data.sheets) and documents (studio.data.documents) have readers of their own.
+SHEETS = (".xlsx", ".xlsm", ".ods", ".xls")
+DOCUMENTS = (".md", ".markdown", ".docx", ".pdf")
 # A .json file above this size is read as JSON Lines or refused: json.load would need ~10x its size in memory.
 JSON_LOAD_LIMIT = 300 * 1024 * 1024
 # Leading bytes of common files that people pick by mistake.
@@ -47,6 +51,10 @@ class Source:
         self.path, self.kind, self.unit, self.total = path, kind, unit, total
         self.done = 0
         self.name = path.name if kind != "hf" else str(path)
+        self.sheet, self.sheets = "", []  # the sheet read and the sheets with data, for workbooks
+        self._progress: Callable[[str, float], None] | None = None
+        self._cancel: Callable[[], bool] | None = None
+        self._last = 0.0
 
     def fraction(self) -> float:
         return min(1.0, self.done / self.total) if self.total else 0.0
@@ -55,26 +63,59 @@ class Source:
         """'data.jsonl, line 7': how messages name a row."""
         return f"{self.name}, {self.unit} {number}"
 
+    def origin(self, number: int) -> str | None:
+        """Where the preview says a row comes from, when its number alone does not say it."""
+        return None
+
+    def notes(self, mapping: dict[str, str]) -> list[str]:
+        """What a person should know about how the input was read (columns left out, files skipped)."""
+        return []
+
+    def watch(self, progress: Callable[[str, float], None] | None, cancel: Callable[[], bool] | None) -> None:
+        self._progress, self._cancel = progress, cancel
+
+    def tick(self) -> None:
+        """Report progress and honour cancel, at most five times a second: readers whose rows come slowly
+        (a PDF page, a workbook's header search) call this as they go."""
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        if self._cancel and self._cancel():
+            raise Cancelled(f"Reading {self.name} was cancelled.")
+        if self._progress:
+            self._progress(f"Reading {self.name}", self.fraction())
+
     def records(self) -> Iterator[Record]:
         reader = {"jsonl": _jsonl, "json": _json, "csv": _csv, "tsv": _csv, "txt": _txt,
                   "parquet": _parquet, "hf": _hf}[self.kind]
         return reader(self)
 
 
-def open_source(location: str | Path) -> Source:
-    """Look at a file (or dataset folder, or Hub id) and decide how to read it, refusing what we cannot."""
+def open_source(location: str | Path, sheet: str = "") -> Source:
+    """Look at a file (or dataset folder, folder of documents, or Hub id) and decide how to read it,
+    refusing what we cannot. `sheet` chooses a workbook's sheet (default: the first with data)."""
+    from studio.data import documents, sheets
+
     path = Path(location).expanduser()
     if not path.exists():
         if HUB_ID.match(str(location)) and not str(location).startswith((".", "/", "~")):
             return Source(Path(str(location)), "hf", "row")
         raise DataError(f"The dataset file {path} does not exist. Choose the file again on the Data page.")
     if path.is_dir():
-        return Source(path, "hf", "row")
-    kind = KINDS.get(path.suffix.lower())
-    if kind is None:
+        return documents.DocumentSource(path) if documents.is_document_folder(path) else Source(path, "hf", "row")
+    suffix = path.suffix.lower()
+    kind = KINDS.get(suffix)
+    if kind is None and suffix not in SHEETS + DOCUMENTS:
         raise DataError(f"{path.name}: Fine-Tune Studio cannot read '{path.suffix or 'extensionless'}' files; "
-                        "use .jsonl, .json, .csv, .tsv, .parquet or .txt.")
+                        "use .jsonl, .json, .csv, .tsv, .parquet, .xlsx, .ods, .xls, .txt, .md, .docx or .pdf.")
     size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"{path.name} is empty: there is nothing to train on.")
+    if suffix in SHEETS:
+        return sheets.SheetSource(path, sheet)
+    if suffix in DOCUMENTS:
+        return documents.DocumentSource(path)
     with path.open("rb") as handle:
         head = handle.read(4096)
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):

@@ -20,7 +20,8 @@ from ui.tasks import Task
 from ui.theme import role_label
 from ui.widgets.token_view import TokenView
 
-DATA_FILTER = "Datasets (*.jsonl *.json *.csv *.tsv *.parquet *.txt);;All files (*)"
+DATA_FILTER = ("Datasets, spreadsheets and documents (*.jsonl *.json *.csv *.tsv *.parquet *.xlsx *.xlsm *.ods *.xls "
+               "*.txt *.md *.docx *.pdf);;All files (*)")
 _tokenizers: dict[str, object] = {}  # model folder -> tokenizer, loaded once per app run
 
 
@@ -62,7 +63,7 @@ def inspect_project_data(project, progress, cancelled) -> Findings:
 
     settings = project.data
     location = locate(project, settings.train_file)
-    report = inspect_file(location, settings.format, settings.columns, progress, cancelled)
+    report = inspect_file(location, settings.format, settings.columns, progress, cancelled, sheet=settings.sheet)
     if not report.usable:
         return Findings(report, None, None, "")
     progress("Loading the model's tokenizer", 0.0)
@@ -71,7 +72,7 @@ def inspect_project_data(project, progress, cancelled) -> Findings:
         return Findings(report, None, None, "Token counts appear once the base model is on this computer "
                                             "(it is downloaded when training starts).")
     tokenizer = load_tokenizer(folder)
-    source, _, pairs = scan(location, report.format, report.mapping)
+    source, _, pairs = scan(location, report.format, report.mapping, cancel=cancelled, sheet=report.sheet)
     rows = (row for row, problem in pairs if problem is None)
     stats = token_stats(rows, tokenizer, project.train.max_seq_len, settings.train_on, settings.system_prompt,
                         name=source.name, unit=source.unit, progress=progress, cancel=cancelled,
@@ -108,8 +109,12 @@ class DataPage(Page):
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.evidence = role_label("hint")
         self.evidence.setWordWrap(True)
+        self.material = role_label("hint")  # what training on documents is, shown for documents only
+        self.material.setWordWrap(True)
+        self.material.setVisible(False)
         layout.addWidget(self.summary)
         layout.addWidget(self.evidence)
+        layout.addWidget(self.material)
         body = QHBoxLayout()
         body.setSpacing(16)
         body.addWidget(self._build_tabs(), 1)
@@ -122,13 +127,25 @@ class DataPage(Page):
     def _build_file_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         choose = QPushButton("Choose a data file…")
-        choose.setToolTip("JSON Lines, JSON, CSV, TSV, Parquet or plain text. You can also drop a file on this page.")
+        choose.setToolTip("A spreadsheet (Excel, LibreOffice), a document (Word, PDF, Markdown, text), JSON Lines, "
+                          "JSON, CSV, TSV or Parquet. You can also drop a file or a folder on this page.")
         choose.clicked.connect(self._choose)
+        folder = QPushButton("Choose a folder of documents…")
+        folder.setToolTip("Every .docx, .pdf, .md and .txt file in the folder and its subfolders.")
+        folder.clicked.connect(self._choose_folder)
         self.file_label = QLabel()
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        drop = role_label("hint", "or drop a file anywhere on this page")
+        self.sheet_label = QLabel("Sheet:")
+        self.sheet_picker = QComboBox()
+        self.sheet_picker.setToolTip("The workbook has several sheets with data; training reads this one.")
+        self.sheet_picker.activated.connect(lambda: self._set_sheet(self.sheet_picker.currentText()))
+        self._show_sheets([])
+        drop = role_label("hint", "or drop a file or folder here")
         row.addWidget(choose)
+        row.addWidget(folder)
         row.addWidget(self.file_label, 1)
+        row.addWidget(self.sheet_label)
+        row.addWidget(self.sheet_picker)
         row.addWidget(drop)
         return row
 
@@ -235,8 +252,8 @@ class DataPage(Page):
         """What the Task's result depends on; anything else is redrawn without reading the file again."""
         p = self.project
         # id(p): Open / New bring a new Project, whose file is read afresh even when its name is the same
-        return (id(p), p.data.train_file, str(p.folder), p.model.name, p.data.format, tuple(sorted(p.data.columns.items())),
-                p.data.train_on, p.data.system_prompt)
+        return (id(p), p.data.train_file, p.data.sheet, str(p.folder), p.model.name, p.data.format,
+                tuple(sorted(p.data.columns.items())), p.data.train_on, p.data.system_prompt)
 
     def _project_edited(self) -> None:
         key = self._inspection_key()
@@ -275,12 +292,31 @@ class DataPage(Page):
         except ValueError:
             name = str(path)
         self.project.data.train_file = name
+        self.project.data.sheet = ""  # a new file starts on its first sheet with data
         self.studio.edited()
 
     def _choose(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Training data", str(self.project.folder), DATA_FILTER)
         if path:
             self.use_file(Path(path))
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "A folder of documents", str(self.project.folder))
+        if path:
+            self.use_file(Path(path))
+
+    def _set_sheet(self, name: str) -> None:
+        if name and name != (self.findings.report.sheet if self.findings else ""):
+            self.project.data.sheet = name
+            self.studio.edited()
+
+    def _show_sheets(self, sheets: list[str], current: str = "") -> None:
+        """The sheet picker, shown only when the workbook has more than one sheet with data."""
+        self.sheet_picker.clear()
+        self.sheet_picker.addItems(sheets)
+        self.sheet_picker.setCurrentText(current)
+        for widget in (self.sheet_label, self.sheet_picker):
+            widget.setVisible(len(sheets) > 1)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
         urls = event.mimeData().urls()
@@ -364,6 +400,12 @@ class DataPage(Page):
         report = findings.report
         self.summary.setText(report.summary())
         self.evidence.setText(f"Detected as {report.format} because: " + "; ".join(report.evidence))
+        self._show_sheets(report.sheets, report.sheet)
+        if report.kind == "documents":
+            from studio.data.documents import EXPLANATION
+
+            self.material.setText(EXPLANATION)
+        self.material.setVisible(report.kind == "documents")
         self._fill_preview(report)
         self._fill_problems(report, findings.stats)
         self._show_cutoff_and_split()
@@ -381,6 +423,7 @@ class DataPage(Page):
     def _clear(self) -> None:
         self.summary.setText("")
         self.evidence.setText("")
+        self.material.setVisible(False)
         self.preview.clear()
         self.preview.setRowCount(0)
         self.preview.setColumnCount(0)
@@ -396,17 +439,19 @@ class DataPage(Page):
     def _fill_preview(self, report) -> None:
         rows = report.preview
         texts = any(r.text is not None for r in rows)
-        headers = ["Row", "Text"] if texts else ["Row", "First question", "First answer", "Turns"]
+        where = "Where" if any(r.origin for r in rows) else "Row"  # "Examples, row 7", "manual.pdf, page 4"
+        headers = [where, "Text"] if texts else [where, "First question", "First answer", "Turns"]
         self.preview.setColumnCount(len(headers))
         self.preview.setHorizontalHeaderLabels(headers)
         self.preview.setRowCount(len(rows))
         for i, row in enumerate(rows):
+            number = row.origin or str(row.number)
             if row.text is not None:
-                cells = [str(row.number), row.text]
+                cells = [number, row.text]
             else:
                 user = next((m["content"] for m in row.messages if m["role"] == "user"), "")
                 answer = next((m["content"] for m in row.messages if m["role"] == "assistant"), "")
-                cells = [str(row.number), user, answer, str(len(row.messages))]
+                cells = [number, user, answer, str(len(row.messages))]
             for j, cell in enumerate(cells):
                 item = QTableWidgetItem(cell.replace("\n", " ⏎ ")[:300])
                 item.setToolTip(cell[:2000])
@@ -505,4 +550,4 @@ class DataPage(Page):
             return False, "no usable rows"
         if report.problem_count and not data.skip_bad_rows:
             return False, f"{report.problem_count} bad rows: training would stop"
-        return True, f"{report.usable_rows:,} rows, {report.format}"
+        return True, f"{report.usable_rows:,} {report.rows_word}, {report.format}"
