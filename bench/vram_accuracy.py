@@ -316,6 +316,9 @@ def measure(i: int, case: dict, device: str, cache: str) -> dict:
     record = {"case": i, **case}
     if lines:
         record.update(json.loads(lines[-1][len("RESULT "):]))
+        # when, and with which libraries: a results file gathers cases measured on different days
+        record["measured"] = {"date": datetime.date.today().isoformat(),
+                              **versions("transformers", "peft", "bitsandbytes")}
     else:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         record.update(error=" | ".join(tail), oom="OutOfMemoryError" in (proc.stderr or ""))

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from studio.project import Project, save_project
-from studio.train import run_training, start_training
+from studio.train import run_training
 from studio.train.events import read_events
-from studio.train.runs import create_run, latest_checkpoint
+from studio.train.runs import STOP_FILE, create_run, latest_checkpoint
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 VARLEN = "Attention: PyTorch's varlen flash kernel on packed rows (no mask)"
@@ -89,18 +89,17 @@ def test_qlora_stops_saves_and_resumes(tmp_path, small_vocab_model_dir, sample_d
     steps = 200  # a GPU runs a step of this model in milliseconds: room to stop before the end
     project = gpu_project(tmp_path, small_vocab_model_dir, sample_data, method="qlora", steps=steps,
                           gradient_checkpointing=True)
-    proc = start_training(project)
-    stopped = None
-    for event in proc.events():
-        if event["type"] == "progress" and event["step"] >= 2 and stopped is None:
-            proc.request_stop()
-            stopped = event["step"]
-        if event["type"] == "done":
-            assert event["stopped"] and event["step"] < steps
-    assert proc.returncode == 0
-    checkpoint = latest_checkpoint(proc.run_dir)
+    run_dir = create_run(project)
+
+    def stop_and_save(event):  # what the Train page's "Stop and save" does
+        if event["type"] == "progress" and event["step"] >= 2:
+            (run_dir / STOP_FILE).touch()
+
+    _, final = run_training(run_dir=run_dir, on_event=stop_and_save)
+    assert final["type"] == "done" and final["stopped"] and final["step"] < steps
+    checkpoint = latest_checkpoint(run_dir)
     assert checkpoint is not None
-    run_dir, final = run_training(run_dir=proc.run_dir, resume=True)
+    run_dir, final = run_training(run_dir=run_dir, resume=True)
     assert final["type"] == "done" and final["step"] == steps and not final["stopped"]
     saved_at = int(checkpoint.name.split("-")[1])
     resumed = [e["step"] for e in read_events(run_dir / "events.jsonl") if e["type"] == "progress" and e["step"] > saved_at]
