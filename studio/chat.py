@@ -42,7 +42,8 @@ class HfChat:
     QLoRA or 8-bit LoRA run answers on the base loaded as the run trained it (4-bit or 8-bit): what it learned
     against, and what fits the GPU it was trained on, where the 16-bit base may not."""
 
-    def __init__(self, model_dir: Path, adapter_dir: Path | None = None, method: str | None = None):
+    def __init__(self, model_dir: Path, adapter_dir: Path | None = None, method: str | None = None,
+                 trust_remote_code: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -52,8 +53,11 @@ class HfChat:
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
         if adapter_dir is not None and method is None:
             method = trained_method(Path(adapter_dir))
-        self.tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir or model_dir))
-        loading = base_loading(method if adapter_dir is not None else "lora", device, dtype)
+        # trust_remote_code is always explicit: transformers would otherwise ask on a stdin nobody sees
+        self.tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir or model_dir),
+                                                       trust_remote_code=trust_remote_code)
+        loading = base_loading(method if adapter_dir is not None else "lora", device, dtype,
+                               trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), **loading)
         if "device_map" not in loading:
             model = model.to(device)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from studio.data.command import register as register_data
 from studio.errors import StudioError
+from studio.evaluate.command import register as register_evaluate
 from studio.plan.command import register as register_plan
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -33,8 +34,10 @@ class Bar:
             sys.stderr.write(f"\r{self.label}: [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} {message[:50]:<50}")
             if fraction >= 1.0:
                 sys.stderr.write("\n")
-        elif fraction - self.last >= 0.25 or fraction >= 1.0:
+        elif fraction - self.last >= 0.25 or fraction >= 1.0:  # a line per quarter since the last line written
             sys.stderr.write(f"{self.label}: {fraction:.0%} {message}\n")
+        else:
+            return
         self.last = fraction
         sys.stderr.flush()
 
@@ -62,7 +65,7 @@ def train_command(args) -> int:
     from studio.train import run_training
     from studio.train.runs import PROJECT_FILE
 
-    target = Path(args.target)
+    target = user_path(args.target)
     bar = Bar("Training")
     if target.is_dir() and (target / PROJECT_FILE).is_file():
         run_dir, final = run_training(run_dir=target, resume=args.resume, on_event=lambda e: print_training_event(e, bar))
@@ -77,14 +80,23 @@ def train_command(args) -> int:
             sys.stderr.write(final["details"] + "\n")
         return EXIT_FAILED
     print(f"Run folder: {run_dir}")
+    if final.get("output") is None:
+        print(final.get("message") or "Nothing was trained.")
+        return EXIT_OK
     print(f"Trained weights: {final['output']}" + (" (stopped early; resume with --resume)" if final.get("stopped") else ""))
     return EXIT_OK
+
+
+def user_path(text: str) -> Path:
+    """A path typed by the user, made absolute once, here at the edge: every stage and every child process
+    after this sees the same folder whatever its own working directory is."""
+    return Path(text).expanduser().resolve()
 
 
 def merge_command(args) -> int:
     from studio.merge import merge_run
 
-    print(f"Merged model: {merge_run(Path(args.run_dir), Bar('Merging'))}")
+    print(f"Merged model: {merge_run(user_path(args.run_dir), Bar('Merging'))}")
     return EXIT_OK
 
 
@@ -108,8 +120,12 @@ def print_export_result(result) -> None:
             print(f"  Note: {warning}")
     for line in result.handoff:
         print(f"  {line}")
+    for problem in result.problems:
+        print(f"  Problem: {problem}")
     if result.modelfile:
         print(f"  Ollama Modelfile: {result.modelfile}")
+    if result.evaluation:
+        print(f"  Check: {result.evaluation['summary']}")
     if result.report_path:
         print(f"  Report: {result.report_path}")
 
@@ -130,9 +146,9 @@ def export_command(args) -> int:
     from studio.export.preflight import preflight_export
     from studio.train.runs import load_run_project
 
-    run_dir = Path(args.run_dir)
+    run_dir = user_path(args.run_dir)
     quants = [q.strip().lower() for q in args.quant.split(",") if q.strip()] if args.quant else None
-    out_dir = Path(args.out) if args.out else None
+    out_dir = user_path(args.out) if args.out else None
     adapter = export_adapter(run_dir, out_dir, args.overwrite, Bar("Adapter")) if args.adapter else None
     if args.adapter and not quants:  # --adapter alone: only the adapter, for users who keep the base
         print(json.dumps({"adapter": str(adapter)}, indent=2) if args.json else f"  LoRA adapter GGUF: {adapter}")
@@ -149,18 +165,21 @@ def export_command(args) -> int:
                           "modelfile": str(result.modelfile) if result.modelfile else None,
                           "failed": result.failed, "parity": result.parity, "handoff": result.handoff,
                           "warnings": result.preflight.warnings, "seconds": result.seconds,
-                          "report": str(result.report_path)}, indent=2, ensure_ascii=False))
+                          "evaluation": result.evaluation,
+                          "problems": result.problems,
+                          "report": str(result.report_path) if result.report_path else None}, indent=2,
+                         ensure_ascii=False))
     else:
         if adapter:
             print(f"  LoRA adapter GGUF: {adapter}")
         print_export_result(result)
-    return EXIT_FAILED if result.failed else EXIT_OK
+    return EXIT_FAILED if result.failed or result.problems else EXIT_OK
 
 
 def chat_command(args) -> int:
     from studio.chat import GgufChat
 
-    chat = GgufChat(Path(args.gguf))
+    chat = GgufChat(user_path(args.gguf))
     messages = [{"role": "user", "content": args.prompt}]
     for piece in chat.stream(messages, max_tokens=args.max_tokens):
         sys.stdout.write(piece)
@@ -205,7 +224,7 @@ def setup_command(args) -> int:
 def demo_command(args) -> int:
     from studio.demo import run_demo
 
-    return run_demo(steps=args.steps, out_dir=Path(args.out))
+    return run_demo(steps=args.steps, out_dir=user_path(args.out))
 
 
 def gui_command(args) -> int:
@@ -215,7 +234,7 @@ def gui_command(args) -> int:
         raise StudioError("The desktop app is not part of this build yet; every stage works from the command "
                           "line: try `ftstudio demo`, or `ftstudio --help`.") from None
 
-    return gui_main(args.project)
+    return gui_main(args.project, smoke=args.smoke)
 
 
 def shortcut_command(args) -> int:
@@ -240,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gui", help="open the desktop app (the default)")
     p.add_argument("project", nargs="?", help="a *.ftproj.toml to open")
+    p.add_argument("--smoke", action="store_true", help="print when the window is shown, then quit (install checks)")
     p.set_defaults(func=gui_command)
 
     p = sub.add_parser("setup", help="prepare the embedded model and the GGUF converter (once, after install)")
@@ -255,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=new_command)
 
     p = sub.add_parser("demo", help="train the embedded model on the sample data and export GGUFs, end to end")
-    p.add_argument("--steps", type=int, default=40, help="optimizer steps to train (default 40)")
+    p.add_argument("--steps", type=int, default=20, help="optimizer steps to train (default 20)")
     p.add_argument("--out", default="demo-out", help="folder for the demo project and its run")
     p.set_defaults(func=demo_command)
 
@@ -296,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_data(sub)
     register_plan(sub)
+    register_evaluate(sub)
     return parser
 
 

@@ -76,6 +76,49 @@ def check_model_dir(folder: Path) -> Path:
     return folder
 
 
+def needs_remote_code(folder: Path) -> list[str]:
+    """What in a model folder can only load by running the folder's own Python code: the classes its
+    config.json or tokenizer_config.json maps to a .py file ("auto_map") that transformers has no built-in
+    class for. [] when transformers can load it with its own code."""
+    import transformers
+    from transformers import CONFIG_MAPPING
+
+    folder = Path(folder)
+    found = []
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        auto_map = data.get("auto_map") or {}
+        if not auto_map:
+            continue
+        if name == "config.json":
+            built_in = data.get("model_type") in CONFIG_MAPPING
+        else:
+            cls = str(data.get("tokenizer_class") or "")
+            built_in = bool(cls) and (hasattr(transformers, cls) or hasattr(transformers, cls.removesuffix("Fast")))
+        if not built_in:
+            entries = auto_map.values() if isinstance(auto_map, dict) else auto_map
+            for entry in entries:
+                for ref in entry if isinstance(entry, list) else [entry]:
+                    if isinstance(ref, str) and ref and ref not in found:
+                        found.append(ref)
+    return found
+
+
+def check_remote_code(folder: Path, allowed: bool) -> None:
+    """Refuse, in a sentence naming the folder, a model that would run its own code without the project's
+    explicit consent (model.trust_remote_code). Never asks: there is no one to answer inside a worker."""
+    code = needs_remote_code(folder)
+    if code and not allowed:
+        modules = sorted({ref.split(".")[0].split("--")[-1] + ".py" for ref in code})
+        raise ModelError(f"The model folder {folder} can only be loaded by running Python code that comes with it "
+                         f"({', '.join(modules)}). Fine-Tune Studio does not run a model's own code unless you "
+                         "allow it: do so only if you trust where the folder came from, by answering yes on the "
+                         "Model page or setting model.trust_remote_code = true in the project.")
+
+
 def load_config(name: str) -> dict:
     """config.json of a model, without loading weights (the planner needs only this)."""
     return json.loads((resolve_model(name) / "config.json").read_text(encoding="utf-8"))

@@ -56,7 +56,8 @@ def apply_changes(project, changes: dict) -> None:
         current = getattr(section, name)
         if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        setattr(section, name, list(value) if isinstance(current, list) else value)
+        # a list setting may also take a single value (train.devices: [0, 1] -> "auto"): copy lists only
+        setattr(section, name, list(value) if isinstance(value, (list, tuple)) else value)
     trial.validate()
     for section_name in {key.partition(".")[0] for key in changes}:
         setattr(project, section_name, getattr(trial, section_name))

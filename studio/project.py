@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,6 +31,8 @@ EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
 class ModelSettings:
     # "embedded:SmolLM2-135M-Instruct", a local model folder, or a Hugging Face Hub id.
     name: str = EMBEDDED_MODEL
+    # Some model folders ship their own Python code (config.json "auto_map"); it runs only when this is true.
+    trust_remote_code: bool = False
 
 
 @dataclass
@@ -81,6 +84,9 @@ class TrainSettings:
     logging_steps: int = 1
     eval_steps: int = 0  # 0: evaluate about 10 times per run
     save_steps: int = 0  # 0: save about 5 checkpoints per run
+    # Which GPUs train: "auto" (every GPU of this computer), a number of GPUs (2), or which ones ([0, 1]).
+    # More than one runs data-parallel, one process per GPU (studio.train.distributed).
+    devices: str | int | list[int] = "auto"
 
 
 @dataclass
@@ -92,8 +98,15 @@ class ExportSettings:
     output_dir: str = ""  # empty: the run folder's export/
 
 
+@dataclass
+class EvaluateSettings:
+    # Check each run against its base model (studio.evaluate): right after training, and the GGUF after export.
+    after_training: bool = True
+    after_export: bool = True
+
+
 SECTIONS = {"model": ModelSettings, "data": DataSettings, "method": MethodSettings,
-            "train": TrainSettings, "export": ExportSettings}
+            "train": TrainSettings, "export": ExportSettings, "evaluate": EvaluateSettings}
 
 
 @dataclass
@@ -104,6 +117,7 @@ class Project:
     method: MethodSettings = field(default_factory=MethodSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
+    evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
     # Where the project file lives; relative paths inside it are relative to this folder. Not saved.
     path: Path | None = field(default=None, compare=False)
 
@@ -143,6 +157,12 @@ class Project:
         _check_range("train.grad_accumulation", self.train.grad_accumulation, 1, 4096)
         _check_range("train.max_seq_len", self.train.max_seq_len, 16, 1_048_576)
         _check_range("data.eval_fraction", self.data.eval_fraction, 0.0, 0.5)
+        _check_range("train.weight_decay", self.train.weight_decay, 0.0, 1.0)
+        _check_range("train.seed", self.train.seed, 0, 2**32 - 1)
+        _check_range("train.logging_steps", self.train.logging_steps, 1, 1_000_000)
+        _check_range("train.eval_steps", self.train.eval_steps, 0, 10_000_000)
+        _check_range("train.save_steps", self.train.save_steps, 0, 10_000_000)
+        self.train.devices = parse_devices(self.train.devices)
         if self.data.sheet:
             from studio.data.readers import SHEETS
 
@@ -165,8 +185,44 @@ def _check_choice(key: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def _check_range(key: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProjectError(f"{key} = {value!r} is not a number; give one from {_number(low)} to {_number(high)}.")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (low <= value <= high):
-        raise ProjectError(f"{key} = {value!r} must be a number from {low:g} to {high:g}.")
+        raise ProjectError(f"{key} = {value!r} must be a number from {_number(low)} to {_number(high)}.")
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def parse_devices(value: Any) -> str | int | list[int]:
+    """train.devices as "auto", a number of GPUs, or a list of GPU indices; text as typed in the app
+    ("auto", "2", "[0, 1]" or "0, 1") is read the same way. Raises ProjectError for anything else."""
+    problem = (f"train.devices = {value!r} must be \"auto\", a number of GPUs (like 2), or a list of GPU "
+               "numbers (like [0, 1]).")
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        if text.isdigit():
+            value = int(text)
+        else:
+            try:
+                value = [int(part) for part in text.strip("[]").split(",") if part.strip()]
+            except ValueError:
+                raise ProjectError(problem) from None
+    if isinstance(value, bool):
+        raise ProjectError(problem)
+    if isinstance(value, int):
+        if not 1 <= value <= 1024:
+            raise ProjectError(problem)
+        return value
+    if not isinstance(value, (list, tuple)) or not value or \
+            not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise ProjectError(problem)
+    if len(set(value)) != len(value):
+        raise ProjectError(f"train.devices = {list(value)!r} names a GPU twice: list each GPU once.")
+    return list(value)
 
 
 def _typed(section: str, cls: type, raw: Any) -> Any:
@@ -186,6 +242,8 @@ def _typed(section: str, cls: type, raw: Any) -> Any:
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    if key == "train.devices":  # the one setting that takes several types
+        return parse_devices(value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ProjectError(f"{key} = {value!r} must be true or false.")

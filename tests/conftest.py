@@ -70,3 +70,37 @@ def small_vocab_model_dir(tmp_path_factory) -> Path:
     LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+@pytest.fixture
+def memory_cgroup():
+    """A memory cgroup (v1 controller) that holds 400 MB and may not swap: a process moved into it that needs
+    more is killed by the kernel's out-of-memory killer, exactly as when RAM runs out. It is made inside this
+    process's own memory group, as the app's worker would be, so that group's kill count goes up as it does
+    for a real out-of-memory kill. Needs root on Linux; skipped elsewhere."""
+    import os
+
+    own = next((line.split(":", 2)[2] for line in _read_lines("/proc/self/cgroup")
+                if "memory" in line.split(":", 2)[1].split(",")), None)
+    if own is None:
+        pytest.skip("no v1 memory cgroup here")
+    folder = Path("/sys/fs/cgroup/memory") / own.lstrip("/") / f"ftstudio-test-{os.getpid()}"
+    try:
+        folder.mkdir()
+        (folder / "memory.limit_in_bytes").write_text(str(400 * 2**20))
+        (folder / "memory.swappiness").write_text("0")  # with swap, the limit alone only slows it down
+        if (folder / "memory.memsw.limit_in_bytes").exists():
+            (folder / "memory.memsw.limit_in_bytes").write_text(str(400 * 2**20))
+    except OSError as exc:
+        if folder.exists():
+            folder.rmdir()
+        pytest.skip(f"no memory cgroup to limit a process with here ({exc})")
+    yield folder
+    folder.rmdir()
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []

@@ -96,10 +96,10 @@ def test_training_error_is_reported_in_words(tmp_path, tiny_model_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(__import__("os"), "killpg"), reason="POSIX signals")
-def test_a_worker_killed_for_memory_is_explained_with_a_fix(tmp_path, tiny_model_dir, sample_data):
-    """Linux's out-of-memory killer ends a process with SIGKILL and no word of its own: say what it means."""
-    import os
+def test_a_worker_killed_for_memory_is_explained_with_a_fix(tmp_path, tiny_model_dir, sample_data, memory_cgroup):
+    """Linux's out-of-memory killer ends a process with SIGKILL and no word of its own: the kernel's log says
+    why, and the app explains it with the fix it can apply (a plain `kill -9` is not called that:
+    test_faults.py)."""
     import signal
 
     from studio.train import start_training
@@ -107,11 +107,13 @@ def test_a_worker_killed_for_memory_is_explained_with_a_fix(tmp_path, tiny_model
 
     project = make_project(tmp_path, tiny_model_dir, sample_data, steps=200)
     proc = start_training(project)
-    for event in proc.events():
-        if event["type"] == "progress" and event["step"] >= 1:
-            os.kill(proc.process.pid, signal.SIGKILL)  # what the kernel does when RAM runs out
+    (memory_cgroup / "cgroup.procs").write_text(str(proc.process.pid))
+    for _ in proc.events():
+        pass
     assert proc.returncode == -signal.SIGKILL
     problem = unexpected_end(proc)
     assert "ran out of memory (RAM)" in problem["message"] and "exit code" not in problem["message"]
     assert problem["fix"] == {"train.batch_size": 2, "train.grad_accumulation": 2}  # halve the batch (was 4)
     assert "halve the batch size to 2" in problem["message"]
+    assert [e for e in read_events(proc.run_dir / "events.jsonl") if e["type"] == "error"][-1]["kind"] == \
+        "out_of_memory"

@@ -21,11 +21,12 @@ from ui.pages.data import DataPage
 from ui.pages.export import ExportPage
 from ui.pages.method import MethodPage
 from ui.pages.model import ModelPage
+from ui.pages.results import ResultsPage
 from ui.pages.test import TestPage
 from ui.pages.train import TrainPage
-from ui.tasks import Task
+from ui.tasks import Task, stop_all
 
-PAGE_CLASSES = (ModelPage, DataPage, MethodPage, TrainPage, TestPage, ExportPage)
+PAGE_CLASSES = (ModelPage, DataPage, MethodPage, TrainPage, ResultsPage, TestPage, ExportPage)
 STAGES = [cls.title for cls in PAGE_CLASSES]
 PROJECT_FILTER = "Fine-Tune Studio projects (*.ftproj.toml)"
 
@@ -202,6 +203,8 @@ class MainWindow(QMainWindow):
     def _detect_gpu(self) -> None:
         def work(progress, cancelled):
             from studio.plan import detect_gpu
+            from studio.plan.multigpu import gpu_count
+            gpu_count()  # counted here, off the GUI thread, and kept for the Method page
             return detect_gpu()
 
         self._gpu_task = Task(work, self)
@@ -254,17 +257,7 @@ class MainWindow(QMainWindow):
 
 
 def default_projects_dir() -> Path:
-    """Where new projects go: FTSTUDIO_HOME/projects when set (tests), else Documents/Fine-Tune Studio."""
-    import os
-
-    import platformdirs
-
-    if os.environ.get("FTSTUDIO_HOME"):
-        folder = paths.home() / "projects"
-    else:
-        folder = Path(platformdirs.user_documents_dir()) / "Fine-Tune Studio"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return paths.projects_dir()
 
 
 def starter_project(path: Path) -> Project:
@@ -295,7 +288,20 @@ def first_project() -> Project:
     return starter_project(default_projects_dir() / "pirate-demo" / "pirate-demo.ftproj.toml")
 
 
-def main(project_path: str | None = None) -> int:
+def report_shown_and_quit(app: QApplication, window: MainWindow) -> None:
+    """`ftstudio gui --smoke`: say the window is up (what an installer's smoke test waits for), then close."""
+    icons_ok = not window.windowIcon().isNull() and not window.windowIcon().pixmap(32, 32).isNull()
+    print(f"Window shown: {window.windowTitle()}", flush=True)
+    print(f"Project: {window.studio.project.path}", flush=True)
+    print(f"Icons: {'loaded' if icons_ok else 'MISSING'}", flush=True)
+    # Let the start-up work (GPU query, reading the data file) finish first: on a busy machine its import of
+    # torch can outlast the waits of a user's close, and a thread still running at exit aborts the process.
+    stop_all(300_000)
+    window.close()
+    app.exit(0 if icons_ok else 1)
+
+
+def main(project_path: str | None = None, smoke: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Fine-Tune Studio")
     app.setOrganizationName("Fine-Tune Studio")
@@ -309,4 +315,6 @@ def main(project_path: str | None = None) -> int:
         recent.add(project.path)
     window = MainWindow(project)
     window.show()
+    if smoke:
+        QTimer.singleShot(0, lambda: report_shown_and_quit(app, window))
     return app.exec()

@@ -53,3 +53,13 @@ class Studio(QObject):
     def set_busy(self, busy: bool) -> None:
         self.busy = busy
         self.busy_changed.emit(busy)
+
+    def apply_changes(self, changes: dict) -> str:
+        """Write a fix or advice ({"section.key": value}) into the project, all or nothing (studio.presets), and
+        have every page reload its controls; returns the changes in words. Raises ProjectError for a bad value."""
+        from studio.presets import apply_changes
+
+        apply_changes(self.project, changes)
+        self.edited()
+        self.project_loaded.emit()
+        return ", ".join(f"{key} = {value}" for key, value in changes.items())

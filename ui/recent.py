@@ -1,4 +1,4 @@
-"""The recent-projects list: a small JSON file in the app's folder (a preference, not project state)."""
+"""The recent-projects list: a small JSON file in the user's settings folder (a preference, not project state)."""
 from __future__ import annotations
 
 import json
@@ -10,13 +10,19 @@ from studio.fileio import atomic_write_text
 KEEP = 10
 
 
+NAME = "recent_projects.json"
+
+
 def _file() -> Path:
-    return paths.home() / "recent_projects.json"
+    return paths.settings_dir() / NAME
 
 
 def load() -> list[Path]:
+    saved = _file()
+    if not saved.is_file():
+        saved = paths.home() / NAME  # where versions up to 0.1.0 kept it (the cache folder)
     try:
-        entries = json.loads(_file().read_text(encoding="utf-8"))
+        entries = json.loads(saved.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     return [Path(p) for p in entries if isinstance(p, str) and Path(p).is_file()]

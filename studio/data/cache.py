@@ -16,7 +16,8 @@ from studio import paths
 from studio.data.tokenize import Example
 from studio.fileio import staged_file
 
-VERSION = 2  # bump when the reading or tokenizing rules change, so old entries are not reused (2: documents)
+VERSION = 3  # bump when the reading or tokenizing rules change, so old entries are not reused (2: documents,
+# 3: message content is plain text, never chat-control tokens)
 
 
 def content_hash(location: str | Path) -> str:

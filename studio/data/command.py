@@ -78,7 +78,7 @@ def _token_stats(args, report):
     from studio.data.stats import token_stats
     from studio.models import resolve_model
 
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(args.model)))
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(args.model)), trust_remote_code=False)
     source, _, pairs = scan(args.file, report.format, report.mapping, sheet=args.sheet)
     rows = (row for row, problem in pairs if problem is None)
     return token_stats(rows, tokenizer, args.max_seq_len, args.train_on, name=source.name, unit=source.unit,
@@ -97,6 +97,10 @@ def _print_text(report, stats) -> None:
         print(f"  {problem.message}")
     if report.problem_count > len(report.problems):
         print(f"  ... and {report.problem_count - len(report.problems)} more problems.")
+    for warning in report.warnings:
+        print(f"  Note: {warning.message}")
+    if report.warning_count > len(report.warnings):
+        print(f"  ... and {report.warning_count - len(report.warnings)} more rows with chat-control text.")
     if stats:
         print(f"Tokens: {stats.examples} examples, longest {stats.longest}, mean {stats.mean:.0f}, "
               f"{stats.total_tokens} in all; {stats.truncated} cut at {stats.max_seq_len} "

@@ -5,6 +5,7 @@ Reading is streamed, so a file of any size is inspected with flat memory (duplic
 """
 from __future__ import annotations
 
+import re
 import time
 from array import array
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,11 @@ Progress = Callable[[str, float], None]
 Cancel = Callable[[], bool]
 MAX_PROBLEMS = 1000  # problems kept with their text; all are counted
 EVERY = 2000  # rows between progress reports and cancel checks
+PREVIEW_CHARS = 2000  # of each text in a preview row: a 50 MB row must not become a 50 MB report
+# The text of chat-control tokens of the common template families. In content they are trained as plain text
+# (studio.data.tokenize), but a row holding them was likely copied from a rendered chat by mistake.
+CONTROL_TEXT = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|start_header_id|end_header_id|begin_of_text|"
+                          r"end_of_text|system|user|assistant|end)\|>|<(?:start|end)_of_turn>|\[/?INST\]|</s>")
 
 
 @dataclass
@@ -42,6 +48,8 @@ class InspectReport:
     problem_count: int = 0  # all problems, even beyond the MAX_PROBLEMS kept in `problems`
     duplicates: int = 0  # usable rows that repeat an earlier row exactly
     duplicate_rows: list[tuple[int, int]] = field(default_factory=list)  # (row, the earlier row), first 100
+    warnings: list[Problem] = field(default_factory=list)  # usable rows worth a look (first MAX_PROBLEMS)
+    warning_count: int = 0
     preview: list[Row] = field(default_factory=list)
     seconds: float = 0.0
     sheet: str = ""  # the sheet read, for a workbook
@@ -64,10 +72,33 @@ class InspectReport:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["preview"] = [row._asdict() for row in self.preview]
+        out["preview"] = [capped(row._asdict()) for row in self.preview]
         out["problems"] = [asdict(p) for p in self.problems]
+        out["warnings"] = [asdict(p) for p in self.warnings]
         out["usable"] = self.usable
         return out
+
+
+def capped(value, limit: int = PREVIEW_CHARS):
+    """A preview value with every text cut to `limit` characters, saying how much was left out."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"… ({len(value) - limit:,} more characters)"
+    if isinstance(value, dict):
+        return {key: capped(item, limit) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [capped(item, limit) for item in value]
+    return value
+
+
+def control_text_warning(row: Row, where: str) -> Problem | None:
+    """A warning for a row whose text holds chat-control markers such as <|im_end|>."""
+    texts = [row.text] if row.text is not None else [m["content"] for m in row.messages]
+    found = next((m.group(0) for text in texts for m in [CONTROL_TEXT.search(text or "")] if m), None)
+    if found is None:
+        return None
+    return Problem(row.number, f"{where} contains the chat-control text {found!r}; it is trained on as plain "
+                               "text, not as a turn boundary or an end of text. Remove it if the row was copied "
+                               "from a rendered chat.")
 
 
 def scan(location: str | Path, fmt: str = "auto", columns: dict[str, str] | None = None,
@@ -149,6 +180,10 @@ def inspect_file(location: str | Path, fmt: str = "auto", columns: dict[str, str
         report.usable_rows += 1
         if len(report.preview) < preview:
             report.preview.append(row)
+        if warning := control_text_warning(row, source.where(row.number)):
+            report.warning_count += 1
+            if len(report.warnings) < MAX_PROBLEMS:
+                report.warnings.append(warning)
         hashes.append(fingerprint(row))
         numbers.append(row.number)
     report.duplicates, report.duplicate_rows = _duplicates(hashes, numbers)

@@ -5,6 +5,10 @@ the model learns both what to say and when to stop. Spans are found by rendering
 conversation: the text of assistant turn i is what `messages[:i+1]` adds to `messages[:i]` rendered with a
 generation prompt. Tokens are then mapped to those character spans through the tokenizer's offsets, so the
 whole conversation is tokenized once, exactly as it will be seen at inference.
+
+Message content is text, never markup: a row whose content holds a control token's text (`<|im_end|>`,
+`<|endoftext|>`) would otherwise become a real turn boundary or end-of-text in training. Such rows are
+tokenized piece by piece, the template's own text with its control tokens, the content as plain text.
 """
 from __future__ import annotations
 
@@ -70,12 +74,60 @@ def assistant_spans(tokenizer, messages: list[dict], chat_template: str | None =
     return text, spans
 
 
+def control_texts(tokenizer) -> list[str]:
+    """The text of every token the tokenizer matches as a whole wherever it appears (its added tokens:
+    chat markers, end-of-text...)."""
+    return [token for token in tokenizer.get_added_vocab() if token]
+
+
+def holds_control_text(tokenizer, messages: list[dict]) -> bool:
+    controls = control_texts(tokenizer)
+    return any(control in str(m.get("content", "")) for m in messages for control in controls)
+
+
+def content_spans(text: str, messages: list[dict]) -> list[tuple[int, int]]:
+    """Where each message's content sits in the rendered conversation, in order."""
+    spans, cursor = [], 0
+    for message in messages:
+        content = str(message.get("content", "")).strip()
+        if not content:
+            continue
+        start = text.find(content, cursor)
+        if start < 0:
+            raise TemplateError("a message holds chat-control text (like <|im_end|>) and the chat template "
+                                "changes its content, so it cannot be kept as plain text; remove that text")
+        spans.append((start, start + len(content)))
+        cursor = start + len(content)
+    return spans
+
+
+def encode_as_written(tokenizer, text: str, messages: list[dict]) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids and offsets of a rendered conversation, the template's markers as control tokens and every
+    message's content as plain text."""
+    if not holds_control_text(tokenizer, messages):  # the usual case: one pass over the whole text
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return list(encoded["input_ids"]), list(encoded["offset_mapping"])
+    ids, offsets, cursor = [], [], 0
+    pieces = []
+    for start, end in content_spans(text, messages):
+        pieces += [(cursor, start, False), (start, end, True)]
+        cursor = end
+    pieces.append((cursor, len(text), False))
+    for start, end, is_content in pieces:
+        if start == end:
+            continue
+        encoded = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True,
+                            split_special_tokens=is_content)
+        ids += encoded["input_ids"]
+        offsets += [(a + start, b + start) for a, b in encoded["offset_mapping"]]
+    return ids, offsets
+
+
 def encode_conversation(tokenizer, messages: list[dict], train_on: str = "assistant",
                         chat_template: str | None = None):
     """(rendered text, token ids, character offsets, labels) of a whole conversation, uncut."""
     text, spans = assistant_spans(tokenizer, messages, chat_template)
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    ids, offsets = encode_as_written(tokenizer, text, messages)
     if train_on == "all":
         labels = list(ids)
     else:
@@ -84,8 +136,9 @@ def encode_conversation(tokenizer, messages: list[dict], train_on: str = "assist
 
 
 def encode_text(tokenizer, text: str):
-    """Plain text for continued pre-training: every token is trained on, ending with end-of-text."""
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    """Plain text for continued pre-training: every token is trained on, ending with end-of-text. A literal
+    "<|endoftext|>" in the text stays text; only the end added here is the real token."""
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True)
     ids, offsets = list(encoded["input_ids"]), list(encoded["offset_mapping"])
     if tokenizer.eos_token_id is not None:
         ids.append(tokenizer.eos_token_id)

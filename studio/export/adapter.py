@@ -8,7 +8,7 @@ from typing import Callable
 
 from studio.errors import ExportError
 from studio.export.converter import convert_lora_to_gguf
-from studio.export.naming import gguf_basename
+from studio.export.naming import gguf_basename, output_folder
 from studio.fileio import staged_file
 from studio.train.runs import load_run_project, trained_weights_dir
 
@@ -38,12 +38,12 @@ def export_adapter(run_dir: Path, out_dir: Path | None = None, overwrite: bool =
                    progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> Path:
     from studio.models import resolve_model
 
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
     problems = adapter_problems(run_dir)
     if problems:
         raise ExportError(" ".join(problems))
     project = load_run_project(run_dir)
-    out_dir = Path(out_dir or project.export.output_dir or run_dir / "export")
+    out_dir = output_folder(project, run_dir, out_dir)
     target = out_dir / f"{gguf_basename(project)}-LoRA-F16.gguf"
     if target.exists() and not overwrite:
         raise ExportError(f"{target.name} already exists in {out_dir}. Choose another output folder, or allow "

@@ -20,6 +20,7 @@ from typing import Callable
 from studio import paths
 from studio.errors import ExportError, StudioError
 from studio.fileio import staged_dir
+from studio.tether import tethered_popen
 
 Progress = Callable[[str, float], None]
 KEEP = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/", "LICENSE")
@@ -31,7 +32,10 @@ def runtime_version() -> str:
 
 
 def converter_dir() -> Path:
-    return paths.tools_dir() / f"llama.cpp-converter-{runtime_version()}"
+    """The converter a desktop package ships beside its Python, else the one `ftstudio setup` fetched."""
+    name = f"llama.cpp-converter-{runtime_version()}"
+    shipped = paths.bundled_tools_dir() / name
+    return shipped if shipped.is_dir() else paths.tools_dir() / name
 
 
 def tool_python() -> str:
@@ -85,7 +89,8 @@ KNOWN_FAILURES = [
      "or modification is not supported by GGUF export."),
     (r"Model (\w+) is not supported", "llama.cpp cannot run the {0} architecture yet, so it cannot be "
      "exported to GGUF. Choose a supported base model (Llama, Qwen, Mistral, Gemma, Phi-3...)."),
-    (r"No space left on device", "The disk filled up during export. Free some space and export again."),
+    (r"No space left on device|requested and \d+ written", "The disk filled up during export. Free some space "
+     "and export again."),
     (r"Unexpected name '([^']+)': Not a lora_A or lora_B", "The adapter holds a tensor ({0}) that a llama.cpp "
      "LoRA adapter cannot carry (DoRA magnitudes or trained embeddings); export the merged model instead."),
 ]
@@ -101,29 +106,40 @@ def explain_failure(output: str) -> str:
 
 
 def convert_to_gguf(model_dir: Path, out_file: Path, outtype: str = "f16", progress: Progress | None = None,
-                    cancelled: Callable[[], bool] | None = None) -> None:
-    """Run the reference converter on a model folder, writing `out_file` (the caller stages the name)."""
-    run_converter([str(model_dir), "--outfile", str(out_file), "--outtype", outtype], out_file.name,
-                  "convert_hf_to_gguf.py", progress, cancelled)
+                    cancelled: Callable[[], bool] | None = None, label: str | None = None) -> None:
+    """Run the reference converter on a model folder, writing `out_file` (the caller stages the name; `label`
+    is the final name shown in progress messages)."""
+    run_converter([str(Path(model_dir).resolve()), "--outfile", str(Path(out_file).resolve()), "--outtype", outtype],
+                  label or out_file.name, "convert_hf_to_gguf.py", progress, cancelled)
 
 
 def convert_lora_to_gguf(adapter_dir: Path, base_dir: Path, out_file: Path, outtype: str = "f16",
                          progress: Progress | None = None, cancelled: Callable[[], bool] | None = None) -> None:
     """A PEFT LoRA adapter as a llama.cpp LoRA GGUF, for users who run it on top of their own base GGUF."""
-    run_converter([str(adapter_dir), "--base", str(base_dir), "--outfile", str(out_file), "--outtype", outtype],
-                  out_file.name, "convert_lora_to_gguf.py", progress, cancelled)
+    run_converter([str(Path(adapter_dir).resolve()), "--base", str(Path(base_dir).resolve()), "--outfile",
+                   str(Path(out_file).resolve()), "--outtype", outtype], out_file.name, "convert_lora_to_gguf.py",
+                  progress, cancelled)
+
+
+# The script imports its `conversion` package from its own folder. Python puts a script's folder on the path
+# only in its default mode: not under PYTHONSAFEPATH or -P, nor with the ._pth file that isolates the Windows
+# package's Python. So the folder goes on the path here, whatever the mode.
+RUN_SCRIPT = ("import runpy, sys; sys.path.insert(0, sys.argv[1]); sys.argv = sys.argv[2:]; "
+              "runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
 def run_converter(arguments: list[str], label: str, script_name: str, progress: Progress | None,
                   cancelled: Callable[[], bool] | None) -> None:
     """One converter script in a child process (absolute paths, its own folder as the working directory, so
-    its gguf-py comes first), reporting its "Writing: N%" lines and stopping at once on cancel."""
+    its gguf-py comes first), reporting its "Writing: N%" lines and stopping at once on cancel. The child
+    ends with this process (studio.tether) and never waits for input."""
     from studio.errors import Cancelled
 
     script = converter_script(script_name)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # never the network at export time
-    proc = subprocess.Popen([tool_python(), str(script), *arguments], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=str(script.parent), env=env)
+    command = [tool_python(), "-c", RUN_SCRIPT, str(script.parent), str(script), *arguments]
+    proc = tethered_popen(command, python=tool_python(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, cwd=str(script.parent), env=env)
     output = []
     assert proc.stdout is not None
     for line in iter(proc.stdout.readline, ""):

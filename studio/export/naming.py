@@ -18,6 +18,22 @@ def sixteen_bit_source(quants: list[str]) -> str:
     return "bf16" if "bf16" in quants and "f16" not in quants else "f16"
 
 
+def output_folder(project, run_dir: Path, out_dir: Path | None = None) -> Path:
+    """Where an export writes: the folder asked for, else the project's [export] output_dir, else the run's
+    export/. A relative output_dir belongs to the project's folder; run copies made before that was fixed
+    hold it as written, so it is resolved from runs/<project>/<run>/ up to the project's folder."""
+    run_dir = Path(run_dir).resolve()
+    if out_dir:
+        return Path(out_dir).expanduser().resolve()
+    if not project.export.output_dir:
+        return run_dir / "export"
+    chosen = Path(project.export.output_dir).expanduser()
+    if chosen.is_absolute():
+        return chosen
+    project_folder = run_dir.parents[2] if run_dir.parent.parent.name == "runs" else run_dir
+    return (project_folder / chosen).resolve()
+
+
 def export_targets(project, quants: list[str], out_dir: Path) -> dict:
     """{"gguf": {quant: final path}, "modelfile": path, "report": path} for an export into `out_dir`."""
     base = gguf_basename(project)

@@ -155,7 +155,7 @@ def log_softmax(logits):
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
-def reference_model(model_dir: Path):
+def reference_model(model_dir: Path, trust_remote_code: bool = False):
     """The merged model in transformers: float32 on the CPU when it fits comfortably (exact for its bf16
     weights), else its 16-bit type, on the GPU when there is one."""
     import torch
@@ -166,7 +166,8 @@ def reference_model(model_dir: Path):
     small = parameter_count(model_dir) * 4 <= 8e9
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.float32 if small or device == "cpu" else torch.bfloat16
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, trust_remote_code=trust_remote_code
+                                                 ).to(device).eval()
     return model, device
 
 
@@ -230,13 +231,14 @@ def check_files(run_dir: Path, model_dir: Path, files: dict[str, Path], progress
 
     say = progress or (lambda message, fraction: None)
     say("Checking the GGUF files against the merged model", 0.0)
-    system_prompt = load_run_project(run_dir).data.system_prompt
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    project = load_run_project(run_dir)
+    system_prompt, trust = project.data.system_prompt, project.model.trust_remote_code
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust)
     rows, origin = held_out_rows(run_dir)
     texts = [render_row(tokenizer, row, system_prompt) for row in rows]
     sequences = token_sequences(tokenizer, texts)
     prompts = greedy_prompts(tokenizer, rows, system_prompt)
-    model, device = reference_model(model_dir)
+    model, device = reference_model(model_dir, trust)
     reference, reference_replies = reference_outputs(model, device, tokenizer, sequences, prompts)
     del model
     context = max(len(ids) for ids in sequences + prompts) + GREEDY_TOKENS + 8

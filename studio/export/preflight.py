@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.errors import StudioError
-from studio.export.modelfile import chat_format, read_chat_template
-from studio.export.naming import export_targets, sixteen_bit_source
+from studio.export.modelfile import chat_format, modelfile_problem, read_chat_template
+from studio.export.naming import export_targets, output_folder, sixteen_bit_source
 from studio.export.quantize import BITS_PER_WEIGHT
-from studio.merge import merged_dir
-from studio.train.runs import load_run_project, trained_weights_dir
+from studio.merge import merge_is_current, merged_dir
+from studio.train.runs import is_training, load_run_project, trained_weights_dir
 
 DISK_MARGIN_BYTES = 64 * 1024**2  # metadata, the Modelfile, the report, and rounding in our estimates
 
@@ -39,13 +39,14 @@ class Preflight:
         return not self.problems
 
 
-def model_sources(run_dir: Path) -> tuple[Path, Path]:
+def model_sources(run_dir: Path, merged_is_current: bool | None = None) -> tuple[Path, Path]:
     """(folder with the config and weights to export, folder whose tokenizer the export uses), as merge sees
-    them: the merged model if it exists, else the full fine-tune, else the base the adapter is merged into."""
+    them: the merged model if it is the merge of the present weights, else the full fine-tune, else the base
+    the adapter will be merged into."""
     from studio.models import resolve_model
 
     merged = merged_dir(run_dir)
-    if (merged / "config.json").is_file():
+    if merge_is_current(run_dir) if merged_is_current is None else merged_is_current:
         return merged, merged
     weights = trained_weights_dir(run_dir)
     if weights is None:
@@ -129,7 +130,7 @@ def check_tokenizer(tokenizer_dir: Path, report: Preflight) -> None:
         return
     from transformers import AutoTokenizer
 
-    name = pre_tokenizer_name(AutoTokenizer.from_pretrained(str(tokenizer_dir)))
+    name = pre_tokenizer_name(AutoTokenizer.from_pretrained(str(tokenizer_dir), trust_remote_code=False))
     if name:
         report.tokenizer = f"BPE (pre-tokenizer {name})"
         return
@@ -177,9 +178,13 @@ def check_targets(targets: list[Path], overwrite: bool, report: Preflight) -> No
 def preflight_export(run_dir: Path, quants: list[str], out_dir: Path | None = None, overwrite: bool = False,
                      free_bytes: int | None = None) -> Preflight:
     """`free_bytes` replaces the measured free space (for a test, or a disk we know will fill)."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
     report = Preflight()
     project = load_run_project(run_dir)
+    if is_training(run_dir):
+        report.problems.append(f"The run {run_dir.name} is still training; export it once it has finished or "
+                               "been stopped (its weights are still changing).")
+        return report
     unknown = [q for q in quants if q not in BITS_PER_WEIGHT]
     if unknown:
         report.problems.append(f"{unknown[0]!r} is not a GGUF type we export; choose from "
@@ -188,16 +193,19 @@ def preflight_export(run_dir: Path, quants: list[str], out_dir: Path | None = No
     if not quants:
         report.problems.append("No GGUF type is chosen; pick at least one (e.g. q4_k_m).")
         return report
+    merged_is_current = merge_is_current(run_dir)
     try:
-        model_dir, tokenizer_dir = model_sources(run_dir)
+        model_dir, tokenizer_dir = model_sources(run_dir, merged_is_current)
     except StudioError as exc:
         report.problems.append(str(exc))
         return report
     check_architecture(model_dir, report)
     check_tokenizer(tokenizer_dir, report)
     check_chat_template(tokenizer_dir, report)
+    if problem := modelfile_problem(project.data.system_prompt):
+        report.problems.append(problem)
 
-    out_dir = Path(out_dir or project.export.output_dir or run_dir / "export")
+    out_dir = output_folder(project, run_dir, out_dir)
     targets = export_targets(project, quants, out_dir)
     report.targets = targets["gguf"]
     check_targets([*targets["gguf"].values(), targets["modelfile"]], overwrite, report)
@@ -209,7 +217,7 @@ def preflight_export(run_dir: Path, quants: list[str], out_dir: Path | None = No
     if sixteen_bit_source(quants) not in quants:  # the quantizer's input, deleted at the end
         needed += estimated_size(parameters, "f16")
     same_disk = os.stat(existing_ancestor(out_dir)).st_dev == os.stat(run_dir).st_dev
-    if same_disk and not (merged_dir(run_dir) / "config.json").is_file():
+    if same_disk and not merged_is_current:
         needed += estimated_size(parameters, "bf16")  # the merged model folder, written first
     report.needed_bytes = needed + DISK_MARGIN_BYTES
     report.free_bytes = free_space(out_dir) if free_bytes is None else free_bytes

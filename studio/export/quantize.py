@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from studio.errors import Cancelled, ExportError
+from studio.tether import tethered_popen
 
 # Bits per weight of each type, from llama.cpp's block layouts, for file size estimates before export.
 BITS_PER_WEIGHT = {"f16": 16.0, "bf16": 16.0, "q8_0": 8.5, "q6_k": 6.56, "q5_k_m": 5.69, "q5_0": 5.5,
@@ -38,9 +39,10 @@ def quantize_file(source: Path, target: Path, quant: str) -> None:
 
 
 def quantize(source: Path, target: Path, quant: str, cancelled: Callable[[], bool] | None = None) -> None:
-    """In a child process, so it can be cancelled."""
-    proc = subprocess.Popen([sys.executable, "-m", "studio.export.quantize", str(source), str(target), quant],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """In a child process, so it can be cancelled; it ends with this process (studio.tether)."""
+    proc = tethered_popen([sys.executable, "-m", "studio.export.quantize", str(Path(source).resolve()),
+                           str(Path(target).resolve()), quant], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
     while True:
         try:
             output, _ = proc.communicate(timeout=0.2)

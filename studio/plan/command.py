@@ -9,6 +9,7 @@ from studio.errors import StudioError
 from studio.plan.estimator import GiB, METHODS, OPTIMIZERS, PlanSettings, estimate
 from studio.plan.fit import auto_fit, verdict
 from studio.plan.gpu import detect_gpu, gpu_from_numbers
+from studio.plan.multigpu import SharedEstimate, gpu_count, gpus_to_use, share_plan
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -28,6 +29,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="gradient checkpointing")
     p.add_argument("--optimizer", help=f"one of: {', '.join(OPTIMIZERS)}")
     p.add_argument("--gpu-gb", type=float, help="plan for a GPU with this many GB free instead of this computer's")
+    p.add_argument("--gpus", type=int, help="plan for this many such GPUs sharing the run (default: the project's "
+                                            "train.devices on this computer)")
     p.add_argument("--auto-fit", action="store_true", help="also find the largest batch that fits")
     p.add_argument("--json", action="store_true", help="print JSON (total_bytes, breakdown, verdict, ...)")
     p.set_defaults(func=run)
@@ -35,25 +38,32 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    gpu = gpu_from_numbers("the planned GPU", int(args.gpu_gb * GiB)) if args.gpu_gb else detect_gpu()
+    found = 0 if args.gpu_gb else gpu_count()
     try:
         config, settings = _inputs(args)
-        est = estimate(config, settings)
+        gpus = args.gpus or gpus_to_use(_devices(args), found)
+        est = share_plan(config, settings, gpus, gpu.free_bytes if gpu.available else None) if gpus > 1 else \
+            estimate(config, settings)
     except StudioError as exc:
         print(f"ftstudio plan: {exc}")
         return 2
-    gpu = gpu_from_numbers("the planned GPU", int(args.gpu_gb * GiB)) if args.gpu_gb else detect_gpu()
-    ver = verdict(est, gpu)
+    ver = verdict(est, gpu, gpus=max(1, found))
     fit = auto_fit(config, settings, gpu) if args.auto_fit else None
+    finish = will_it_finish(args, config)
     if args.json:
         out = est.to_dict()
         out["gpu"] = gpu.to_dict()
         out["verdict"] = ver.to_dict()
         if fit is not None:
             out["auto_fit"] = fit
+        if finish is not None:
+            out["disk"], out["duration"] = finish[0].to_dict(), finish[1]
         print(json.dumps(out, indent=2))
         return 0
     print(f"Estimated peak GPU memory: {_gb(est.total_bytes)}  ({est.params_total / 1e9:.2f}B parameters, "
-          f"{est.params_trainable / 1e6:,.1f}M trainable; peak during the {est.peak_phase})")
+          f"{est.params_trainable / 1e6:,.1f}M trainable; peak during the {est.peak_phase})"
+          + (f", per GPU of {est.gpus} ({est.strategy.upper()})" if isinstance(est, SharedEstimate) else ""))
     for key, value in est.breakdown.items():
         if value:
             print(f"  {est.labels[key]:<46} {_gb(value):>10}")
@@ -63,10 +73,32 @@ def run(args) -> int:
         print(f"  - {fix.label}: {changes} -> {_gb(fix.new_total_bytes)}")
     if fit is not None:
         print("Auto-fit: " + (", ".join(f"{k} = {v}" for k, v in fit.items()) if fit else "no batch size fits."))
+    if finish is not None:
+        for sentence in finish[0].sentences() + ([finish[1]] if finish[1] else []):
+            print(sentence)
     print("Assumptions:")
     for note in est.assumptions:
         print(f"  - {note}")
     return 0
+
+
+def will_it_finish(args, config: dict):
+    """(disk forecast, duration sentence or None) for a project file; None when planning from flags alone."""
+    if not args.project:
+        return None
+    from studio.plan.disk import duration_sentence, forecast_disk
+    from studio.project import load_project
+
+    project = load_project(args.project)
+    return forecast_disk(project, config), duration_sentence(project)
+
+
+def _devices(args):
+    """The project's train.devices ("auto" without a project)."""
+    if not args.project:
+        return "auto"
+    from studio.project import load_project
+    return load_project(args.project).train.devices
 
 
 def _inputs(args) -> tuple[dict, PlanSettings]:

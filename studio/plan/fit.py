@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from studio.plan.advice import cpu_notes
 from studio.plan.estimator import GiB, Estimate, PlanSettings, as_settings, estimate
 from studio.plan.gpu import GpuInfo
+from studio.plan.multigpu import more_gpus_fix, same_kind
 from studio.plan.shapes import Shape, shape_from_config
 
 FITS = 0.90  # at most 90 % of free memory: room for the desktop and allocator surprises
@@ -43,8 +44,9 @@ def status_of(total_bytes: int, free_bytes: int) -> str:
     return "does_not_fit"
 
 
-def verdict(est: Estimate, gpu: GpuInfo) -> Verdict:
-    """Fits / tight / does not fit against free memory, with fixes when it is not comfortable."""
+def verdict(est: Estimate, gpu: GpuInfo, gpus: int = 1) -> Verdict:
+    """Fits / tight / does not fit against free memory, with fixes when it is not comfortable.
+    `gpus`: how many such GPUs the computer has; a run on fewer is offered all of them when that fits."""
     if not gpu.available:  # the run would train on the CPU: say what that means for this method
         on_cpu = "".join(" " + note for note in cpu_notes(est.settings.method, est.settings.precision))
         return Verdict("no_gpu", f"This run needs about {_gb(est.total_bytes)} of GPU memory. {gpu.sentence}{on_cpu}")
@@ -53,6 +55,8 @@ def verdict(est: Estimate, gpu: GpuInfo) -> Verdict:
     if status == "fits":
         return Verdict(status, f"Fits: about {need} of the {free} free on {gpu.name}.")
     fixes = suggest_fixes(est, gpu.free_bytes)
+    if gpus > getattr(est, "gpus", 1):
+        fixes[:0] = [fix for fix in [more_gpus_fix(est, gpu.free_bytes, gpus)] if fix]
     if status == "tight":
         sentence = (f"Tight: about {need} of the {free} free on {gpu.name}. It may fit; close other programs "
                     "that use the GPU, or make one of the changes below.")
@@ -68,13 +72,13 @@ def suggest_fixes(est: Estimate, free_bytes: int) -> list[Fix]:
 
     A kind that cannot fit alone is kept as a base for the next kinds, so later fixes can combine several.
     """
-    shape, s0 = est.shape, est.settings
+    s0 = est.settings
     budget = FITS * free_bytes
     base: dict = {}
     fixes: list[Fix] = []
 
     def total(change: dict) -> int:
-        return estimate(shape, s0.with_changes(change)).total_bytes
+        return same_kind(est, s0.with_changes(change)).total_bytes  # per GPU for a run on several
 
     def consider(label: str, steps: list[dict]) -> None:
         """steps: from the mildest to the strongest version of one kind of change."""

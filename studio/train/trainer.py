@@ -6,10 +6,12 @@ what users run.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 from studio.train.batching import ExampleDataset, PackedCollator, PackedDataset, PaddedCollator
 from studio.train.loss import lean_loss_head, linear_cross_entropy_sum
+from studio.train.rank_batches import BatchOrder, shared_out
 
 
 def make_batches(project, examples, pad_token_id: int, with_seq_lens: bool = False):
@@ -74,25 +76,57 @@ def _trainer_class():
                 self.loss_is_scaled_for_ga = True
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not model.training:
+                # evaluation: each batch's own mean, as on one GPU (with several, the Trainer would weigh
+                # batches evaluated at the same time by the targets of all of them)
+                num_items_in_batch = None
             if self.lean is None:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             decoder, head, softcap = self.lean
             inputs = dict(inputs)
             labels = inputs.pop("labels")
-            hidden = decoder(**inputs, use_cache=False).last_hidden_state
-            total, count = linear_cross_entropy_sum(hidden, head.weight, labels, softcap)
+
+            def lean_forward(**kwargs):
+                hidden = decoder(**kwargs, use_cache=False).last_hidden_state
+                return linear_cross_entropy_sum(hidden, head.weight, labels, softcap)
+
+            # Through the (DDP- or FSDP-wrapped) model's own call, with its forward swapped for ours: the
+            # wrapper then synchronizes the gradients (DDP) or gathers the head and embeddings (FSDP).
+            with swapped_forward(self.accelerator.unwrap_model(model), lean_forward):
+                total, count = model(**inputs)
             targets = num_items_in_batch if num_items_in_batch is not None else count
             loss = total / max(targets, 1) if isinstance(targets, int) else total / targets.clamp(min=1)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                # divided by the targets of every process; DDP averages the gradients over processes
+                loss = loss * self.accelerator.num_processes
             return (loss, {"loss": loss}) if return_outputs else loss
+
+        def _get_train_sampler(self, train_dataset=None):
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if hasattr(dataset, "batches"):  # packed: the same batch order on one GPU and on N
+                return BatchOrder(len(dataset.batches), getattr(dataset, "ranks", 1), self.args.seed)
+            return super()._get_train_sampler(train_dataset)
 
     return StudioTrainer
 
 
+@contextmanager
+def swapped_forward(module, forward):
+    """Calls of `module` run `forward` instead of its own, hooks and wrappers around it included."""
+    module.forward = forward
+    try:
+        yield
+    finally:
+        del module.forward  # the class's own forward again
+
+
 def build_trainer(project, model, train_examples, eval_examples, pad_token_id: int, device: str, precision: str,
-                  output_dir: Path, callbacks=(), steps: int | None = None):
-    """A ready Trainer for this project; `steps` overrides the schedule (the benchmark's fixed step count)."""
+                  output_dir: Path, callbacks=(), steps: int | None = None, sharded: bool = False):
+    """A ready Trainer for this project; `steps` overrides the schedule (the benchmark's fixed step count).
+    In a multi-GPU run (studio.train.distributed) each process builds the same Trainer; `sharded`: FSDP."""
     from transformers import TrainingArguments
 
+    from studio.train import distributed
     from studio.train.checkpointing import enable_checkpointing
 
     from studio.train.attention import NAME as VARLEN
@@ -110,6 +144,10 @@ def build_trainer(project, model, train_examples, eval_examples, pad_token_id: i
     total, eval_every, save_every = schedule(project, batches_per_epoch(project, train_set))
     if steps is not None:
         total, eval_every, save_every = steps, steps, steps
+    ranks = distributed.world_size()
+    train_set = shared_out(train_set, ranks)  # packed batches: each process trains on its share of every batch
+    if ranks > 1 and not t.packing:  # padded: the global batch is the same examples per step, shared out
+        per_batch = max(1, -(-per_batch // ranks))
     if t.gradient_checkpointing:  # on the layers themselves, not through TrainingArguments, to allow offload
         enable_checkpointing(model, offload=t.offload_checkpoints)
     args = TrainingArguments(
@@ -140,6 +178,7 @@ def build_trainer(project, model, train_examples, eval_examples, pad_token_id: i
         include_num_input_tokens_seen="all" if t.packing else "non_padding",
         use_cpu=device == "cpu",
         disable_tqdm=True,
+        **distributed.trainer_arguments(sharded),
     )
     trainer = _trainer_class()(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                                data_collator=collator, callbacks=list(callbacks), lean_loss=t.lean_loss)

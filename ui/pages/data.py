@@ -52,7 +52,7 @@ def load_tokenizer(folder: Path):
     if str(folder) not in _tokenizers:
         from transformers import AutoTokenizer
 
-        _tokenizers[str(folder)] = AutoTokenizer.from_pretrained(str(folder))
+        _tokenizers[str(folder)] = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)  # never asks
     return _tokenizers[str(folder)]
 
 

@@ -391,6 +391,7 @@ class ExportPage(Page):
         if report:
             lines.append(f"Export report: {report}")
         lines += getattr(result, "handoff", None) or []
+        lines += getattr(result, "problems", None) or []  # a file the export could not write (a full disk)
         self.modelfile.setText("\n".join(lines))
 
     @staticmethod

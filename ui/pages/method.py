@@ -12,15 +12,16 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
                                QVBoxLayout, QWidget)
 
 from studio.errors import StudioError
-from studio.plan import ADVICE, METHOD_ADVICE, auto_fit, estimate, verdict
+from studio.plan import ADVICE, METHOD_ADVICE, auto_fit, verdict
 from studio.plan.advice import CPU_METHOD_SUFFIX
+from studio.plan.multigpu import gpu_count, plan_on_gpus
 from studio.presets import apply_changes, apply_preset, list_presets
 from studio.project import METHODS, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainSettings
 from ui.pages import Page
 from ui.theme import role_label
 from ui.widgets.plan_gpu import planning_gpu
 from ui.widgets.sci_spin import ScientificSpinBox
-from ui.widgets.vram_panel import VramPanel
+from ui.widgets.vram_panel import VramPanel, set_role
 
 METHOD_NAMES = {"full": "Full fine-tuning", "lora": "LoRA", "qlora": "QLoRA (4-bit base)",
                 "lora8bit": "LoRA on an 8-bit base", "dora": "DoRA"}
@@ -45,6 +46,9 @@ TIPS = {
                     "fine-tuning.",
     "precision": "The number format of training. auto picks bf16 on GPUs that support it, else fp16 or fp32.",
     "seed": "The random seed: the same seed, data and settings give the same run.",
+    "devices": "Which GPUs train: auto uses every GPU of this computer, a number that many, a list such as "
+               "[0, 1] those ones. On several, each trains on its share of every batch (same result, faster); "
+               "a model too big for one GPU is split across them.",
 }
 # Words for trainer switches; a switch added to TrainSettings later still shows, named after its field.
 SWITCH_NAMES = {"packing": "Packing (no compute spent on padding)",
@@ -105,6 +109,9 @@ class MethodPage(Page):
         self.panel.plan_for.changed.connect(self.update_estimate)
         self.panel.fix_chosen.connect(self.apply_fix)
         self.panel.auto_fit_button.clicked.connect(self.auto_fit_batch)
+        self.disk_label = role_label("hint")  # will the run finish: disk space, beside the memory verdict
+        self.disk_label.setWordWrap(True)
+        self.panel.layout().insertWidget(self.panel.layout().count() - 1, self.disk_label)
         layout.addWidget(self.panel)
         studio.project_edited.connect(self.update_estimate)
         studio.gpu_detected.connect(self._gpu_detected)
@@ -217,6 +224,9 @@ class MethodPage(Page):
         self._row(form, "Weight decay:", decay, "train.weight_decay", TIPS["weight_decay"])
         self._row(form, "Precision:", precision, "train.precision", TIPS["precision"])
         self._row(form, "Seed:", seed, "train.seed", TIPS["seed"])
+        devices = QComboBox(editable=True)  # "auto", a number, or a list typed as [0, 1]
+        devices.addItems(["auto", "1", "2", "4", "8"])
+        self._row(form, "GPUs:", devices, "train.devices", TIPS["devices"])
         return box
 
     def _form(self, box: QGroupBox) -> QFormLayout:
@@ -363,14 +373,28 @@ class MethodPage(Page):
             self.panel.show_nothing(self._config_problem or "The estimate appears once the base model is on this "
                                     "computer, or when you pick a model from the catalog.")
             return
-        try:
-            self.estimate = estimate(config, self.project)
+        gpu = planning_gpu(self.studio.gpu)
+        found = gpu_count() if self.studio.gpu is not None and self.studio.gpu.available else 0  # counted at start-up
+        try:  # per GPU when the project trains on several
+            self.estimate = plan_on_gpus(config, self.project, found, gpu.free_bytes if gpu.available else None)
         except StudioError as error:
             self.panel.show_nothing(str(error))
             return
-        gpu = planning_gpu(self.studio.gpu)
-        self.verdict = verdict(self.estimate, gpu)
+        self.verdict = verdict(self.estimate, gpu, gpus=max(1, found))
         self.panel.show_estimate(self.estimate, self.verdict, gpu)
+        self.show_disk(config)
+
+    def show_disk(self, config: dict) -> None:
+        from studio.plan.disk import duration_sentence, forecast_disk
+
+        try:
+            forecast = forecast_disk(self.project, config)
+        except (StudioError, OSError) as error:
+            self.disk_label.setText(str(error))
+            return
+        lines = forecast.sentences() + [line for line in [duration_sentence(self.project)] if line]
+        self.disk_label.setText("\n".join(lines))
+        set_role(self.disk_label, "hint" if forecast.fits else "bad")
 
     @property
     def estimate_label(self):

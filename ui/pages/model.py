@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
+                               QMessageBox, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout)
 
 from studio.catalog import config_for, find, list_models, on_this_computer, parameters_text
 from studio.errors import StudioError
@@ -120,10 +120,11 @@ class ModelPage(Page):
         self.message.setText("")
         self.refresh_verdicts()
 
-    def choose(self, name: str) -> None:
-        if name == self.project.model.name:
+    def choose(self, name: str, trust_remote_code: bool = False) -> None:
+        model = self.project.model
+        if (name, trust_remote_code) == (model.name, model.trust_remote_code):
             return
-        self.project.model.name = name
+        model.name, model.trust_remote_code = name, trust_remote_code  # consent belongs to the folder asked about
         self.message.setText("")
         self.studio.edited()
 
@@ -138,16 +139,32 @@ class ModelPage(Page):
             self.use_folder(Path(folder))
 
     def use_folder(self, folder: Path) -> bool:
-        from studio.models import check_model_dir
+        from studio.models import check_model_dir, needs_remote_code
 
         try:
             check_model_dir(folder)
         except StudioError as error:
             self.message.setText(str(error))
             return False
+        code = needs_remote_code(folder)
+        if code and not self.ask_remote_code(folder, code):
+            self.message.setText(f"Not using {folder}: it needs its own Python code to load, and you chose not to "
+                                 "run it.")
+            return False
         self.table.clearSelection()
-        self.choose(str(folder))
+        self.choose(str(folder), trust_remote_code=bool(code))
         return True
+
+    def ask_remote_code(self, folder: Path, code: list[str]) -> bool:
+        """The explicit yes the project's model.trust_remote_code stands for; No is the default answer."""
+        modules = ", ".join(sorted({ref.split(".")[0] + ".py" for ref in code}))
+        answer = QMessageBox.question(
+            self, "Run this model folder's own code?",
+            f"The model folder\n{folder}\ncan only be loaded by running Python code that comes with it ({modules}). "
+            "That code runs on this computer with your permissions, like any program you install.\n\n"
+            "Run it? Answer Yes only if you trust where this folder came from.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _use_hub_id(self) -> None:
         name = self.hub_id.text().strip()

@@ -390,15 +390,10 @@ class TrainPage(Page):
         """Write the error's suggested change into the project, so the next Start uses it."""
         if not self.fix:
             return
-        for key, value in self.fix.items():
-            section, name = key.split(".", 1)
-            setattr(getattr(self.project, section), name, value)
-        changes = ", ".join(f"{k} = {v}" for k, v in self.fix.items())
-        self.fix = None
+        fix, self.fix = self.fix, None
         self.fix_button.setVisible(False)
+        changes = self.studio.apply_changes(fix)
         self.problem_text.setText(f"Applied to the project: {changes}. Start training again to use it.")
-        self.studio.edited()
-        self.studio.project_loaded.emit()  # the other pages reload their controls from the changed project
 
     # --- buttons, closing -----------------------------------------------------------------------------
     def _update_buttons(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
 
+from studio.train.events import Curves
 from ui.theme import COLORS
 
 REDRAW_MS = 100
@@ -24,34 +25,16 @@ def smoothed(values: list[float], weight: float = SMOOTHING) -> list[float]:
     return out
 
 
-class Series:
-    """The (step, value) points of one curve."""
-
-    def __init__(self):
-        self.steps: list[float] = []
-        self.values: list[float] = []
-
-    def add(self, step, value) -> bool:
-        if value is None:
-            return False
-        self.steps.append(float(step))
-        self.values.append(float(value))
-        return True
-
-    def clear(self) -> None:
-        self.steps.clear()
-        self.values.clear()
-
-
 class TrainingPlots(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(4)
-        self.loss, self.eval, self.lr = Series(), Series(), Series()
-        self.grad, self.speed, self.memory = Series(), Series(), Series()
-        self.estimate_bytes: int | None = None
+        self.curves = Curves()  # one value per step, the last one seen (studio.train.events)
+        series = self.curves.series
+        self.loss, self.eval, self.lr = series["loss"], series["eval"], series["lr"]
+        self.grad, self.speed, self.memory = series["grad"], series["speed"], series["memory"]
         # One view per chart, redrawn one per tick: a tick never paints all five (a paint of the whole set
         # took 35-100 ms on a busy 2-core machine, one chart a fifth of that). No grid lines: they made the
         # loss chart's paint 4 times slower (38 ms against 9 ms), and the axis ticks carry the same numbers.
@@ -116,30 +99,17 @@ class TrainingPlots(QWidget):
                 "memory": self.memory_plot}
 
     # --- data -----------------------------------------------------------------------------------------
+    @property
+    def estimate_bytes(self) -> int | None:
+        return self.curves.estimate_bytes
+
     def add_event(self, event: dict) -> None:
         """Take the numbers a training event carries; drawing happens on a later timer tick."""
-        kind, step = event.get("type"), event.get("step") or 0
-        if kind == "metrics":
-            changed = [name for name, series, value in (("loss", self.loss, event.get("loss")),
-                                                        ("lr", self.lr, event.get("lr")),
-                                                        ("grad", self.grad, event.get("grad_norm")))
-                       if series.add(step, value)]
-        elif kind == "eval":
-            changed = ["loss"] if self.eval.add(step, event.get("eval_loss")) else []
-        elif kind == "progress":
-            changed = ["speed"] if self.speed.add(step, event.get("tokens_per_s")) else []
-        elif kind == "memory":
-            self.memory.add(step, (event.get("reserved_bytes") or 0) / 1e9)
-            self.estimate_bytes = event.get("estimate_bytes") or self.estimate_bytes
-            changed = ["memory"]
-        else:
-            return
-        self._dirty += [name for name in changed if name not in self._dirty]
+        changed = ["loss" if name == "eval" else name for name in self.curves.add(event)]
+        self._dirty += [name for name in dict.fromkeys(changed) if name not in self._dirty]
 
     def clear(self) -> None:
-        for series in (self.loss, self.eval, self.lr, self.grad, self.speed, self.memory):
-            series.clear()
-        self.estimate_bytes = None
+        self.curves.clear()
         self._dirty = list(CHARTS)  # emptied one chart per tick, like any update
 
     @property

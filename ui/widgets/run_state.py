@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.train.events import read_events
-from studio.train.runs import EVENTS_FILE, latest_checkpoint
+from studio.train.runs import EVENTS_FILE, latest_checkpoint, record_lost_end
 
 
 @dataclass
@@ -39,6 +39,7 @@ class RunState:
 
 def read_run(run_dir: Path) -> RunState:
     state = RunState(Path(run_dir))
+    record_lost_end(state.run_dir)  # a run whose process was killed unseen says so from now on
     for event in read_events(state.run_dir / EVENTS_FILE):
         state.events.append(event)
         kind = event.get("type")
