@@ -318,6 +318,7 @@ def test_varlen_attention_is_used_only_where_it_applies():
     assert attention._plain_attention({"sliding_window": 32768, "use_sliding_window": False})
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="varlen flash attention needs a CUDA GPU")
 def test_cuda_varlen_attention_matches_sdpa_on_a_packed_row():
     from studio.train import attention
