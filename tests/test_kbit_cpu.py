@@ -26,6 +26,7 @@ QUESTION = [{"role": "user", "content": "What colour is the sea?"}]
 def cpu_project(tmp_path: Path, model: str, data: Path, method: str, steps: int = 3, **train) -> Project:
     """A short run: a few steps of short packed rows, evaluated and saved once, at the end."""
     project = Project(name=f"kbit-{method}")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.model.name = model
     project.data.train_file = str(data)
     project.method.method = method
