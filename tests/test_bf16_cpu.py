@@ -25,6 +25,7 @@ LOSS_TOLERANCE = 0.005
 
 def losses_of(tmp_path, model_dir, data, method: str, precision: str) -> list[float]:
     project = Project(name=f"{method}-{precision}")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.model.name = str(model_dir)
     project.data.train_file = str(data)
     project.data.eval_fraction = 0.0
