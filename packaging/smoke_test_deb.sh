@@ -6,7 +6,8 @@
 # Installs the package, then, outside any virtual environment and with an empty home folder, opens the window
 # offscreen and runs `ftstudio demo --steps 2` (train, check what it learned, merge, export with the bundled
 # llama.cpp converter, the GGUF answering in llama.cpp); upgrades to a second build with a higher version and
-# checks that the user's projects and runs are untouched and still open; uninstalls and checks that the app is gone and the user's files are not.
+# checks that the user's projects and runs are untouched and still open; uninstalls and checks that the app
+# is gone and the user's files are not.
 # Prints package size, installed size and the time to the first window; the package is removed at the end.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "run as root: it installs the package with dpkg" >&2; exit 1; }
