@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 
 from studio.errors import StudioError
 from studio.plan import ADVICE, auto_fit
+from studio.plan.advice import CPU_METHOD_SUFFIX
 from studio.presets import list_presets, preset_changes
 from studio.project import PRECISIONS, SCHEDULERS, TrainSettings
 from studio.vocabulary import METHODS, OPTIMIZERS
@@ -316,8 +317,8 @@ class MethodPage(Page):
     def _gpu_detected(self, gpu) -> None:
         self.panel.plan_for.set_detected(gpu)
         for method in METHODS.values():  # on the button, not the wrapped hint: a longer hint would need a relayout
-            if method.quantized_base:  # bitsandbytes quantizes on NVIDIA GPUs only
-                note = "" if gpu is not None and gpu.available else "  (needs an NVIDIA GPU; none found here)"
+            if method.quantized_base:  # bitsandbytes quantization: fast on NVIDIA GPUs, slow on a CPU
+                note = "" if gpu is not None and gpu.available else "  " + CPU_METHOD_SUFFIX
                 self.method_buttons[method.name].setText(method.label + note)
 
     @property
