@@ -14,6 +14,8 @@ process, so one peak never leaks into the next and an OOM stays contained.
     python bench/vram_accuracy.py --dry-run    # print the cases and their estimates (no GPU needed)
     python bench/vram_accuracy.py --cpu        # the planner's tensor arithmetic checked on a CPU (below):
                                                # bench/results/vram_accuracy_cpu.json
+    python bench/gpu_check.py                  # on the GPU machine: CHECK_CASES below, several per process,
+                                               # within the check's 8-minute command (see its docstring)
 
 Target (GPU): median absolute error <= 5 %, worst <= 10 %, never under-estimating by more than 5 %.
 On a machine without CUDA it says so and writes nothing: results are only ever measured, never made up.
@@ -22,8 +24,11 @@ On a machine without CUDA it says so and writes nothing: results are only ever m
 which sees every allocation and free of PyTorch's CPU allocator in order. The tensors alive before training
 (weights, adapters) plus the highest running total of those events is the peak of allocated tensor memory,
 what torch.cuda.max_memory_allocated() reports on a GPU; it is compared with the estimate's allocated part
-(reserved minus the allocator overhead). Not checked this way: the caching allocator's overhead and the CUDA
-context (CUDA-only), 4-bit / 8-bit bases (bitsandbytes needs CUDA), the varlen flash kernel (a CPU runs
+(reserved minus the allocator overhead). 4-bit and 8-bit bases are measured too: bitsandbytes quantizes and
+trains on the CPU, with the same storage as on a GPU (packed NF4 codes with double-quantized constants; int8
+with an fp32 scale per row), counted from each weight's quantization state, which is no parameter or buffer
+of its own. Not checked this way: the caching allocator's overhead and the CUDA
+context (CUDA-only), bitsandbytes' CUDA kernels' own temporaries, the varlen flash kernel (a CPU runs
 packed rows through SDPA one example at a time and joins the outputs, one more copy of the attention output
 per layer: about 3 % of a small LoRA run), and foreach AdamW (a CPU steps one tensor at a time, so full
 fine-tuning's optimizer step needs less than the planner's CUDA figure).
@@ -38,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +63,9 @@ _CATALOG = {"Qwen2.5-0.5B": "Qwen/Qwen2.5-0.5B-Instruct", "Qwen2.5-1.5B": "Qwen/
 MODELS = {name: dict(find(model_id).config) for name, model_id in _CATALOG.items()}
 MODELS["Mistral-7B-v0.3"]["sliding_window"] = None
 # --quick only: small enough for a test on a CPU
+MODELS["tiny-qwen2"] = dict(model_type="qwen2", hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=2, vocab_size=4096, tie_word_embeddings=True,
+                            max_position_embeddings=2048, rope_theta=1000000.0, rms_norm_eps=1e-6)
 MODELS["tiny-llama"] = dict(model_type="llama", hidden_size=256, intermediate_size=688, num_hidden_layers=4,
                             num_attention_heads=4, num_key_value_heads=2, vocab_size=8192, tie_word_embeddings=True,
                             max_position_embeddings=2048, rms_norm_eps=1e-5)
@@ -113,9 +122,45 @@ CPU_CASES = [
     _cpu("Qwen2.5-0.5B", "lora", 512, 2, False, precision="fp32", lean_loss=False),
     _cpu("Qwen2.5-0.5B", "lora", 1024, 1, True, precision="fp32"),  # bf16 on a CPU: case 3 (this one, 30+ min)
     _cpu("Qwen2.5-0.5B", "full", 256, 2, True, precision="fp32"),
+    _cpu("SmolLM2-135M", "qlora", 512, 2, False, precision="fp32"),
+    _cpu("SmolLM2-135M", "lora8bit", 512, 2, False, precision="fp32"),
+    _cpu("SmolLM2-135M", "qlora", 512, 2, True, precision="fp32"),
+    _cpu("Qwen2.5-0.5B", "qlora", 512, 2, False, precision="fp32"),
+    _cpu("Qwen2.5-0.5B", "lora8bit", 256, 2, True, precision="fp32"),
 ]
 QUICK_CASES = [_cpu("tiny-llama", "lora", 256, 2, False, precision="fp32"),
                _cpu("tiny-llama", "full", 256, 2, True, precision="fp32")]
+# bench/gpu_check.py: five published shapes from 135M to 7B; every method, ranks 8..64, 512..4096 tokens,
+# checkpointing on and off, padded and packed rows, three optimizers. One process per shape (each case loads
+# its model afresh; the process only saves the imports), most telling cases of each shape first, so a check
+# cut short by its time budget still covers every shape.
+CHECK_CASES = [
+    _case("Qwen2.5-7B", "qlora", 2048, 2, True),
+    _case("Qwen2.5-7B", "lora", 1024, 1, True),
+    _case("Qwen2.5-7B", "qlora", 512, 4, False, rank=8),
+    _case("Qwen2.5-7B", "lora", 4096, 1, True, masked=True),
+    _case("Llama-3.2-3B", "lora", 1024, 2, False),
+    _case("Llama-3.2-3B", "qlora", 2048, 4, True, rank=64),
+    _case("Llama-3.2-3B", "lora8bit", 1024, 2, True),
+    _case("Llama-3.2-3B", "full", 512, 1, True, optimizer="adamw_8bit"),
+    _case("Qwen2.5-1.5B", "lora", 2048, 2, False),
+    _case("Qwen2.5-1.5B", "qlora", 4096, 2, True),
+    _case("Qwen2.5-1.5B", "dora", 1024, 2, True),
+    _case("Qwen2.5-1.5B", "lora", 512, 8, False, accum=2, optimizer="paged_adamw_8bit"),
+    _case("Qwen2.5-0.5B", "full", 1024, 2, True),
+    _case("Qwen2.5-0.5B", "lora", 1024, 4, False, masked=True),
+    _case("Qwen2.5-0.5B", "lora8bit", 1024, 2, False),
+    _case("Qwen2.5-0.5B", "lora", 4096, 1, True, rank=64),
+    _case("SmolLM2-135M", "full", 1024, 4, False),
+    _case("SmolLM2-135M", "lora", 2048, 4, False),
+    _case("SmolLM2-135M", "qlora", 1024, 4, True),
+    _case("SmolLM2-135M", "dora", 512, 4, False),
+    _case("SmolLM2-135M", "lora8bit", 512, 4, False, optimizer="adamw_8bit"),
+    _case("SmolLM2-135M", "lora", 1024, 2, True, accum=4),
+]
+# --dry-run of the check: the same code on the CPU, two tiny shapes (two lanes), quantized bases
+DRY_CHECK_CASES = [_cpu("tiny-llama", "qlora", 128, 2, True, precision="fp32"),
+                   _cpu("tiny-qwen2", "lora8bit", 128, 2, False, precision="fp32")]
 STEPS = 3  # optimizer steps: the first creates the optimizer state, later ones show the steady peak
 CPU_STEPS = 2
 
@@ -190,35 +235,69 @@ def run_one(case: dict, cache: Path, device: str) -> dict:
         trainer.add_callback(ResetPeak())
         trainer.train()
         torch.cuda.synchronize()
-        free, total = torch.cuda.mem_get_info()
-        reserved_now = torch.cuda.memory_reserved()
+        used = _process_gpu_bytes()
         return {**facts, "measured_bytes": int(torch.cuda.max_memory_reserved()),
                 "measured_allocated_bytes": int(torch.cuda.max_memory_allocated()),
-                # what the driver holds for this process beyond PyTorch's pool (other processes would count too)
-                "cuda_context_bytes": int(total - free - reserved_now)}
+                # what the driver holds for this process beyond PyTorch's pool
+                "cuda_context_bytes": used - torch.cuda.memory_reserved() if used else None}
     return {**facts, "measured_allocated_bytes": _cpu_peak_allocated(model, trainer)}
+
+
+def _process_gpu_bytes() -> int | None:
+    """GPU memory the driver gives this process (NVML), or None where NVML cannot tell: other processes
+    (the check runs several at once) must not count, as they would in the card's used memory."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        used = {p.pid: p.usedGpuMemory for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)}
+        return int(used[os.getpid()]) if used.get(os.getpid()) else None
+    except Exception:  # noqa: BLE001 - no NVML, another PID namespace: leave the context unmeasured
+        return None
+
+
+def _weight_tensors(model) -> list:
+    """Every tensor that holds the model before training: parameters and buffers, and the constants of
+    bitsandbytes' quantized weights (absmax, codebooks, row scales), which hang off the weights as attributes."""
+    import torch
+    tensors = [*model.parameters(), *model.buffers()]
+    for param in list(tensors):
+        state = getattr(param, "quant_state", None)
+        while state is not None:  # double quantization nests a second state for the absmax values
+            tensors += [t for t in (state.absmax, state.code, state.offset) if isinstance(t, torch.Tensor)]
+            state = state.state2
+        tensors += [t for t in (getattr(param, "SCB", None), getattr(param, "CB", None)) if isinstance(t, torch.Tensor)]
+    return tensors
 
 
 def _cpu_peak_allocated(model, trainer) -> int:
     """Peak bytes of live tensors while training on the CPU: those alive before (weights, adapters) plus the
-    highest running total of the CPU allocator's events, which the profiler reports after each one."""
+    highest running total of the CPU allocator's events, which the profiler reports after each one. The total
+    counts from the process's first profiled allocation, and forgets nothing freed while no profiler runs, so
+    it is taken relative to where it stood when this training began (an earlier case in the same process
+    would otherwise add its own tensors)."""
     from torch._C._profiler import _EventType
     from torch.profiler import ProfilerActivity, profile
 
     storages = {}
-    for tensor in [*model.parameters(), *model.buffers()]:
+    for tensor in _weight_tensors(model):
         storage = tensor.untyped_storage()
         storages[storage.data_ptr()] = storage.nbytes()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         trainer.train()
-    peak = 0
+    events = []  # (time, bytes allocated (+) or freed (-), running total after it)
     stack = list(prof.profiler.kineto_results.experimental_event_tree())
     while stack:
         node = stack.pop()
         stack.extend(node.children)
         if node.tag == _EventType.Allocation:
-            peak = max(peak, node.extra_fields.total_allocated)
-    return sum(storages.values()) + peak
+            fields = node.extra_fields
+            events.append((node.start_time_ns, fields.alloc_size, fields.total_allocated))
+    if not events:
+        return sum(storages.values())
+    _, first_size, first_total = min(events)
+    start = first_total - first_size
+    return sum(storages.values()) + max(total for _, _, total in events) - start
 
 
 # --- the driver ------------------------------------------------------------------------------------------
@@ -237,10 +316,87 @@ def measure(i: int, case: dict, device: str, cache: str) -> dict:
     record = {"case": i, **case}
     if lines:
         record.update(json.loads(lines[-1][len("RESULT "):]))
+        # when, and with which libraries: a results file gathers cases measured on different days
+        record["measured"] = {"date": datetime.date.today().isoformat(),
+                              **versions("transformers", "peft", "bitsandbytes")}
     else:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         record.update(error=" | ".join(tail), oom="OutOfMemoryError" in (proc.stderr or ""))
     return score(record, device)
+
+
+def run_group(jobs: list, cache: Path, device: str, deadline: float) -> None:
+    """Several cases ([index, case] pairs) in this process, one after another, each loading its model afresh
+    and leaving nothing behind (checked: allocated_before_bytes); a RESULT line per case as it finishes. A case
+    that would start after `deadline` (time.time()) is reported as skipped."""
+    import gc
+
+    import torch
+    for index, case in jobs:
+        if time.time() > deadline:
+            print("RESULT " + json.dumps({"case": index, "skipped": "the time budget ran out first"}), flush=True)
+            continue
+        before = torch.cuda.memory_allocated() if device == "cuda" else None
+        try:
+            result = run_one(case, cache, device)
+        except torch.OutOfMemoryError as exc:
+            result = {"error": "OutOfMemoryError: " + str(exc).splitlines()[0], "oom": True}
+        except Exception as exc:  # noqa: BLE001 - one broken case must not cost the others
+            result = {"error": f"{type(exc).__name__}: {exc}"[:400]}
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+            result["allocated_before_bytes"] = before
+        print("RESULT " + json.dumps({"case": index, **result}), flush=True)
+
+
+def measure_group(jobs: list, device: str, cache: str, deadline: float, timeout: float, on_record=None) -> list[dict]:
+    """Run run_group in its own process, stopped after `timeout` s; a scored record per case, in order, each also
+    handed to on_record as soon as it is measured. Past `deadline` no process starts: all are skipped."""
+    import threading
+    records: dict[int, dict] = {}
+
+    def finish(index: int, case: dict, result: dict) -> None:
+        records[index] = score({"case": index, **case, **result}, device)
+        if on_record:
+            on_record(records[index])
+
+    cases = dict((index, case) for index, case in jobs)
+    if time.time() > deadline:
+        for index, case in jobs:
+            finish(index, case, {"skipped": "the time budget ran out first"})
+        return [records[index] for index, _ in jobs]
+    env = {"PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", **os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, __file__, "--group", json.dumps(jobs), "--cache", cache, "--device", device,
+           "--deadline", str(deadline)]
+    errors = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        proc.kill()
+
+    timer = threading.Timer(max(1.0, timeout), stop)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT "):])
+                index = result.pop("case")
+                finish(index, cases[index], result)
+        proc.wait()
+    finally:
+        timer.cancel()
+    errors.seek(0)
+    tail = [ln for ln in errors.read().strip().splitlines() if ln.strip()][-3:]
+    errors.close()
+    why = (f"stopped at the time limit ({timeout:.0f} s) before this case" if stopped.is_set()
+           else " | ".join(tail) or f"the process ended (exit code {proc.returncode}) before this case")
+    for index, case in jobs:
+        if index not in records:
+            finish(index, case, {"error": why})
+    return [records[index] for index, _ in jobs]
 
 
 def score(record: dict, device: str) -> dict:
@@ -287,11 +443,16 @@ def main() -> int:
     ap.add_argument("--rescore", action="store_true", help="recompute the estimates of the results file's records "
                     "with the planner as it is now (after tuning it); measures nothing")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one case (JSON) and print its result
+    ap.add_argument("--group", help=argparse.SUPPRESS)  # internal: run [index, case] pairs (JSON), see run_group
+    ap.add_argument("--deadline", type=float, default=float("inf"), help=argparse.SUPPRESS)  # with --group
     ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # internal, with --one
     ap.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "ftstudio-vram-bench"))
     args = ap.parse_args()
     if args.one:
         print("RESULT " + json.dumps(run_one(json.loads(args.one), Path(args.cache), args.device)))
+        return 0
+    if args.group:
+        run_group(json.loads(args.group), Path(args.cache), args.device, args.deadline)
         return 0
     device = "cpu" if args.cpu or args.quick else "cuda"
     cases = QUICK_CASES if args.quick else CPU_CASES if args.cpu else CASES

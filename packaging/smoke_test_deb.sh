@@ -4,9 +4,10 @@
 #   packaging/smoke_test_deb.sh dist/fine-tune-studio_0.1.0_amd64.deb
 #
 # Installs the package, then, outside any virtual environment and with an empty home folder, opens the window
-# offscreen and runs `ftstudio demo --steps 2` (train, merge, export with the bundled llama.cpp converter,
-# chat); upgrades to a second build with a higher version and checks that the user's projects and runs are
-# untouched and still open; uninstalls and checks that the app is gone and the user's files are not.
+# offscreen and runs `ftstudio demo --steps 2` (train, check what it learned, merge, export with the bundled
+# llama.cpp converter, the GGUF answering in llama.cpp); upgrades to a second build with a higher version and
+# checks that the user's projects and runs are untouched and still open; uninstalls and checks that the app
+# is gone and the user's files are not.
 # Prints package size, installed size and the time to the first window; the package is removed at the end.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "run as root: it installs the package with dpkg" >&2; exit 1; }
@@ -77,7 +78,7 @@ note "ftstudio demo --steps 2"
 started=$(date +%s)
 as_user ftstudio demo --steps 2 >"$WORK/demo.log" 2>&1 || { tail -30 "$WORK/demo.log"; fail "ftstudio demo"; }
 record "ftstudio demo --steps 2: $(( $(date +%s) - started )) s (load $(load)); $(grep -m1 '^Wall time per stage' "$WORK/demo.log")"
-grep -q "fine-tuned Q4_K_M:" "$WORK/demo.log" || fail "the demo did not chat with its fine-tuned GGUF"
+grep -q "^The exported Q4_K_M: " "$WORK/demo.log" || fail "the demo did not check its exported GGUF in llama.cpp"
 gguf=$(find "$USER_HOME/demo-out" -name '*Q4_K_M*.gguf' | head -1)
 [ -n "$gguf" ] || fail "no Q4_K_M GGUF in demo-out"
 ls "$USER_HOME"/.cache/$NAME/tools/llama.cpp-converter-* >/dev/null 2>&1 && fail "the demo fetched a converter: the bundled one was not used"

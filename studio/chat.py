@@ -38,19 +38,29 @@ class GgufChat:
 
 
 class HfChat:
-    """A base model folder, optionally with a LoRA adapter, generating with transformers."""
+    """A base model folder, optionally with a LoRA adapter, generating with transformers. An adapter from a
+    QLoRA or 8-bit LoRA run answers on the base loaded as the run trained it (4-bit or 8-bit): what it learned
+    against, and what fits the GPU it was trained on, where the 16-bit base may not."""
 
-    def __init__(self, model_dir: Path, adapter_dir: Path | None = None, trust_remote_code: bool = False):
+    def __init__(self, model_dir: Path, adapter_dir: Path | None = None, method: str | None = None,
+                 trust_remote_code: bool = False):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from studio.train.worker import base_loading
+
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        if adapter_dir is not None and method is None:
+            method = trained_method(Path(adapter_dir))
         # trust_remote_code is always explicit: transformers would otherwise ask on a stdin nobody sees
         self.tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir or model_dir),
                                                        trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype,
-                                                     trust_remote_code=trust_remote_code).to(device)
+        loading = base_loading(method if adapter_dir is not None else "lora", device, dtype,
+                               trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), **loading)
+        if "device_map" not in loading:
+            model = model.to(device)
         if adapter_dir is not None:
             from peft import PeftModel
             model = PeftModel.from_pretrained(model, str(adapter_dir))
@@ -84,3 +94,12 @@ class HfChat:
 
     def reply(self, messages: list[dict], **kw) -> str:
         return "".join(self.stream(messages, **kw)).strip()
+
+
+def trained_method(adapter_dir: Path) -> str:
+    """The method of the run an adapter folder belongs to (its run folder's frozen project); "lora" for an
+    adapter found anywhere else, which is loaded on the 16-bit base."""
+    from studio.train.runs import PROJECT_FILE, load_run_project
+
+    run_dir = Path(adapter_dir).parent
+    return load_run_project(run_dir).method.method if (run_dir / PROJECT_FILE).is_file() else "lora"

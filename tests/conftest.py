@@ -36,6 +36,42 @@ def sample_data() -> Path:
     return Path(__file__).resolve().parent.parent / "resources" / "samples" / "pirate_chat.jsonl"
 
 
+@pytest.fixture(scope="session")
+def small_vocab_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Llama with a 512-token vocabulary of its own: a byte-level BPE trained on
+    the pirate sample, with the ChatML template. It needs no embedded model (so the GPU machine can build it
+    too), and its output layer is small, which bf16 on a CPU needs: most CPUs have no bf16 matrix units, and
+    PyTorch's fallback for the output layer's backward pass takes about 30 s a step with a 49k vocabulary."""
+    import json
+
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from studio.data.tokenize import TEMPLATES
+    from studio.paths import RESOURCES
+
+    folder = tmp_path_factory.mktemp("small-vocab-llama")
+    rows = (RESOURCES / "samples" / "pirate_chat.jsonl").read_text(encoding="utf-8").splitlines()
+    texts = [m["content"] for line in rows if line.strip() for m in json.loads(line)["messages"]]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts + ["system user assistant"], trainers.BpeTrainer(
+        vocab_size=512, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                        pad_token="<|endoftext|>", chat_template=TEMPLATES["chatml"])
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
 @pytest.fixture
 def memory_cgroup():
     """A memory cgroup (v1 controller) that holds 400 MB and may not swap: a process moved into it that needs

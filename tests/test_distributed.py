@@ -271,6 +271,7 @@ def test_the_method_page_shows_the_gpus_setting_and_plans_per_gpu(qtbot, tmp_pat
 # --- real runs: two CPU processes over gloo --------------------------------------------------------------
 def make_project(folder, model, data, steps, devices, **train):
     project = Project(name="tiny")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.model.name = str(model)
     project.data.train_file = str(data)
     project.method.dropout = 0.0  # each process draws its own masks: see the module docstring

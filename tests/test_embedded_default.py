@@ -29,6 +29,7 @@ def test_embedded_model_trains_and_exports(tmp_path, sample_data):
     from studio.train import run_training
 
     project = Project(name="smol")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.data.train_file = str(sample_data)
     project.data.eval_fraction = 0.0
     project.train.max_steps = 2

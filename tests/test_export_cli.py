@@ -19,6 +19,7 @@ from studio.train.runs import create_run
 
 def make_run(tmp_path, model_dir, system_prompt="", merged=True):
     project = Project(name="tiny")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.model.name = str(model_dir)
     project.data.system_prompt = system_prompt
     save_project(project, tmp_path / "tiny.ftproj.toml")

@@ -63,6 +63,7 @@ def run_with_model(tmp_path, family: str) -> Path:
                               Qwen3ForCausalLM)
 
     project = Project(name=f"tiny-{family}")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.data.train_file = str(SAMPLES / "pirate_chat.jsonl")
     save_project(project, tmp_path / "tiny.ftproj.toml")
     run = create_run(project)

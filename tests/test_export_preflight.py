@@ -15,6 +15,7 @@ from studio.train.runs import create_run
 def run_dir(tmp_path, tiny_model_dir):
     """A run whose merged model is the tiny Llama (weights linked, small files copied so tests can edit them)."""
     project = Project(name="tiny")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     save_project(project, tmp_path / "tiny.ftproj.toml")
     run = create_run(project)
     merged = run / "merged"

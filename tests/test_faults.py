@@ -26,6 +26,7 @@ POSIX_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0 and sys.platform.start
 
 def project_at(folder: Path, model_dir: Path, **train) -> Project:
     project = Project(name="tiny")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.model.name = str(model_dir)
     project.data.train_file = str(SAMPLE)
     project.train.max_seq_len = 128

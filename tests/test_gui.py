@@ -12,6 +12,7 @@ from ui.pages.train import TrainPage  # noqa: E402
 def open_window(qtbot, tmp_path, model, data, name, steps):
     """The real window on a tiny project that trains `steps` steps."""
     project = Project(name=name)
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.model.name = str(model)
     project.data.train_file = str(data)
     project.train.max_steps = steps

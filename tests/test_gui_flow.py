@@ -46,6 +46,7 @@ class StallMeter:
 
 def tiny_project(tmp_path, model_dir, data) -> Project:
     project = Project(name="flow")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.model.name = str(model_dir)
     project.data.train_file = str(data)
     project.data.system_prompt = "You are a pirate."
@@ -89,14 +90,13 @@ def test_train_stop_resume_export_and_chat(qtbot, tmp_path, tiny_model_dir, samp
     window.go_to(TrainPage)
 
     # A worker that cannot run explains itself in plain words, and the app carries on.
-    import torch
-    if not torch.cuda.is_available():
-        window.studio.project.method.method = "qlora"
-        train.start_training()
-        wait_idle(qtbot, train)
-        assert "needs an NVIDIA GPU" in train.problem_text.text()
-        assert train.start_button.isEnabled()
-        window.studio.project.method.method = "lora"
+    data = window.studio.project.data.train_file
+    window.studio.project.data.train_file = str(tmp_path / "moved-away.jsonl")
+    train.start_training()
+    wait_idle(qtbot, train)
+    assert "moved-away.jsonl" in train.problem_text.text()
+    assert train.start_button.isEnabled()
+    window.studio.project.data.train_file = data
 
     meter = StallMeter()
     meter.start()
@@ -135,14 +135,13 @@ def test_train_stop_resume_export_and_chat(qtbot, tmp_path, tiny_model_dir, samp
     assert meter.worst < MAX_STALL_S, f"the GUI thread stalled {meter.worst * 1000:.0f} ms"
 
     # The run picker re-plots a past run from its events.jsonl: the failed one shows its problem, no charts.
-    if not torch.cuda.is_available():
-        finished_run = window.studio.run_dir
-        assert train.runs.count() == 2
-        train.runs.setCurrentIndex(1 - train.runs.findData(str(finished_run)))
-        assert train.state.error is not None and train.plots.points == 0
-        assert not train.problem.isHidden() and not train.resume_button.isEnabled()
-        train.runs.setCurrentIndex(train.runs.findData(str(finished_run)))
-        assert window.studio.run_dir == finished_run and train.plots.points == STEPS and train.problem.isHidden()
+    finished_run = window.studio.run_dir
+    assert train.runs.count() == 2
+    train.runs.setCurrentIndex(1 - train.runs.findData(str(finished_run)))
+    assert train.state.error is not None and train.plots.points == 0
+    assert not train.problem.isHidden() and not train.resume_button.isEnabled()
+    train.runs.setCurrentIndex(train.runs.findData(str(finished_run)))
+    assert window.studio.run_dir == finished_run and train.plots.points == STEPS and train.problem.isHidden()
 
     # Before any export the Test page talks to the trained adapter on its base, through transformers.
     test = window.page(TestPage)

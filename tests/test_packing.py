@@ -252,6 +252,7 @@ def test_worker_trains_with_packing(tmp_path, tiny_model_dir, sample_data):
     from studio.train import run_training
     from studio.train.events import read_events
     project = Project(name="packed")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.model.name = str(tiny_model_dir)
     project.data.train_file = str(sample_data)
     project.train.max_steps, project.train.batch_size, project.train.max_seq_len = 2, 2, 128
@@ -317,6 +318,7 @@ def test_varlen_attention_is_used_only_where_it_applies():
     assert attention._plain_attention({"sliding_window": 32768, "use_sliding_window": False})
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="varlen flash attention needs a CUDA GPU")
 def test_cuda_varlen_attention_matches_sdpa_on_a_packed_row():
     from studio.train import attention

@@ -15,6 +15,7 @@ from studio.train.runs import latest_checkpoint
 
 def make_project(tmp_path, model, data, steps=4, **train):
     project = Project(name="tiny")
+    project.evaluate.after_training = project.evaluate.after_export = False  # checked in test_evaluate.py
     project.model.name = str(model)
     project.data.train_file = str(data)
     project.train.max_steps = steps

@@ -222,7 +222,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"GPU: {gpu.name}, {gpu.total_bytes / 2**30:.1f} GiB{free}")
         else:
             self.statusBar().showMessage("No NVIDIA GPU found: training runs on the CPU (slowly; fine for a "
-                                         "quick test of a small model). QLoRA and 8-bit LoRA need a GPU.")
+                                         "quick test of a small model).")
 
     def add_launcher(self) -> None:
         """A launcher in the system's menu and on the desktop (studio.shortcut), made off the GUI thread:

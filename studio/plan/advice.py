@@ -47,6 +47,25 @@ ADVICE = {
 }
 
 
+# Training without an NVIDIA GPU: what each choice costs there, said before the run and in its log.
+CPU_NOTES = {
+    "qlora": ("No NVIDIA GPU: QLoRA runs on the CPU, where the 4-bit model is unpacked again for every layer at "
+              "every step. That is slow (a few times slower than LoRA on the CPU) and saves no time: only "
+              "sensible for a small model or a quick test."),
+    "lora8bit": ("No NVIDIA GPU: 8-bit LoRA runs on the CPU, slowly (its 8-bit multiplications have no fast "
+                 "CPU version): only sensible for a small model or a quick test."),
+    "bf16": ("No NVIDIA GPU: bf16 runs on the CPU as asked, the precision GPUs train in, but most processors "
+             "have no fast 16-bit arithmetic, so it is many times slower than the CPU's usual fp32."),
+    "fp16": "No NVIDIA GPU: fp16 needs a GPU, so this run trains in fp32 on the CPU (same settings otherwise).",
+}
+CPU_METHOD_SUFFIX = "(slow without a GPU: small models or a quick test)"  # beside QLoRA / 8-bit on the Method page
+
+
+def cpu_notes(method: str, precision: str) -> list[str]:
+    """The plain-words notes for training this method at this precision on the CPU (none for LoRA in fp32)."""
+    return [CPU_NOTES[key] for key in (method, precision) if key in CPU_NOTES]
+
+
 def method_advice(method: str) -> str:
     return METHOD_ADVICE.get(method, f"Unknown method {method!r}.")
 

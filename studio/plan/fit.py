@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from studio.plan.advice import cpu_notes
 from studio.plan.estimator import GiB, Estimate, PlanSettings, as_settings, estimate
 from studio.plan.gpu import GpuInfo
 from studio.plan.multigpu import more_gpus_fix, same_kind
@@ -46,8 +47,9 @@ def status_of(total_bytes: int, free_bytes: int) -> str:
 def verdict(est: Estimate, gpu: GpuInfo, gpus: int = 1) -> Verdict:
     """Fits / tight / does not fit against free memory, with fixes when it is not comfortable.
     `gpus`: how many such GPUs the computer has; a run on fewer is offered all of them when that fits."""
-    if not gpu.available:
-        return Verdict("no_gpu", f"This run needs about {_gb(est.total_bytes)} of GPU memory. {gpu.sentence}")
+    if not gpu.available:  # the run would train on the CPU: say what that means for this method
+        on_cpu = "".join(" " + note for note in cpu_notes(est.settings.method, est.settings.precision))
+        return Verdict("no_gpu", f"This run needs about {_gb(est.total_bytes)} of GPU memory. {gpu.sentence}{on_cpu}")
     status = status_of(est.total_bytes, gpu.free_bytes)
     need, free = _gb(est.total_bytes), _gb(gpu.free_bytes)
     if status == "fits":

@@ -92,6 +92,15 @@ def pick(project, device: str, dtype, config: dict | None = None) -> str:
     return "sdpa"
 
 
+def describe(implementation: str | None) -> str:
+    """The attention a model trains with, in one line of the run's log."""
+    if implementation != NAME:
+        return f"Attention: {implementation or 'eager'} (transformers' own)"
+    if _kernel_ok:
+        return "Attention: PyTorch's varlen flash kernel on packed rows (no mask)"
+    return "Attention: SDPA one example at a time on packed rows (the varlen kernel is not available here)"
+
+
 def _plain_attention(config: dict) -> bool:
     layer_types = config.get("layer_types") or []
     sliding = (any(t != "full_attention" for t in layer_types) if layer_types

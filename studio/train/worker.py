@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -29,17 +30,50 @@ EXIT_OK, EXIT_ERROR, EXIT_OOM = 0, 1, 3
 
 
 def pick_device_and_precision(project):
+    """("cuda" or "cpu", "bf16" / "fp16" / "fp32"). On a CPU fp32 unless the project asks for bf16: most CPUs
+    have no fast 16-bit matrix units, so fp32 is both faster and exact there, but bf16 is what GPU users
+    train in, and asking for it on a CPU runs exactly that path (slowly). fp16 needs a GPU's loss scaling."""
     import torch
 
+    wanted = project.train.precision
     if torch.cuda.is_available():
-        wanted = project.train.precision
         if wanted == "auto":
             wanted = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "cuda", wanted
-    if project.method.method in ("qlora", "lora8bit"):
-        raise TrainError(f"{project.method.method.upper()} needs an NVIDIA GPU with CUDA, and none was found. "
-                         "Choose LoRA (it runs on the CPU, slowly) or train on a computer with an RTX GPU.")
-    return "cpu", "fp32"  # CPUs have no fast 16-bit matrix units; fp32 is both faster and exact there
+    return "cpu", "bf16" if wanted == "bf16" else "fp32"
+
+
+def base_loading(method: str, device: str, dtype, sharded: bool = False, trust_remote_code: bool = False) -> dict:
+    """How the base model is loaded for a method, as from_pretrained arguments: the dtype, and for QLoRA
+    (4-bit NF4 with double quantization) and 8-bit LoRA the bitsandbytes settings and the device to quantize
+    on. Training, and the Test page's chat with a trained adapter, load the base the same way."""
+    import torch
+
+    kwargs = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if method in ("qlora", "lora8bit") and importlib.util.find_spec("bitsandbytes") is None:
+        raise TrainError(f"{'QLoRA' if method == 'qlora' else '8-bit LoRA'} needs the bitsandbytes library, which "
+                         "is not installed (it has no build for Intel Macs). Choose LoRA, which needs no extra "
+                         "library.")
+    if method == "qlora":
+        from transformers import BitsAndBytesConfig
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_quant_storage=dtype if sharded else torch.uint8)  # FSDP shards 4-bit codes as 16-bit values
+    elif method == "lora8bit":
+        import logging
+
+        from transformers import BitsAndBytesConfig
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        # bitsandbytes logs at every 8-bit multiplication (outside training: the packing check, the Test page's
+        # chat) that it casts the input to fp16 to quantize it, its module's only log line: expected, and a
+        # line per layer per token would bury the log
+        logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
+    if device == "cuda" and not sharded:  # FSDP loads on the CPU and hands each GPU its shard
+        kwargs["device_map"] = {"": distributed.local_rank()}  # one process per GPU: its own
+    elif device == "cpu" and "quantization_config" in kwargs:  # bitsandbytes quantizes on the CPU when told to
+        kwargs["device_map"] = {"": "cpu"}
+    return kwargs
 
 
 class StopRequests:
@@ -93,19 +127,8 @@ def load_model(project, model_dir: Path, device: str, precision: str, sharded: b
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
     method = project.method.method
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    kwargs = {"dtype": dtype, "attn_implementation": attention.pick(project, device, dtype, config),
-              "trust_remote_code": project.model.trust_remote_code}
-    if method == "qlora":
-        from transformers import BitsAndBytesConfig
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
-            bnb_4bit_quant_storage=dtype if sharded else torch.uint8)  # FSDP shards 4-bit codes as 16-bit values
-    elif method == "lora8bit":
-        from transformers import BitsAndBytesConfig
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-    if device == "cuda" and not sharded:  # FSDP loads on the CPU and hands each GPU its shard
-        kwargs["device_map"] = {"": distributed.local_rank()}  # one process per GPU: its own
+    kwargs = {**base_loading(method, device, dtype, sharded, project.model.trust_remote_code),
+              "attn_implementation": attention.pick(project, device, dtype, config)}
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
     # No prepare_model_for_kbit_training: it upcasts the embeddings and output head to fp32, which costs
     # gigabytes on 150k-vocabulary models; bf16 compute with LoRA in fp32 trains stably without it (and the
@@ -253,6 +276,10 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
     distributed.start(device)
     events.emit("log", message=f"Device: {device}, precision: {precision}, method: {project.method.method}")
     distributed.others_wait()  # one process per machine fills the model and data caches, then the others read
+    if device == "cpu":
+        from studio.plan.advice import cpu_notes
+        for note in cpu_notes(project.method.method, project.train.precision):
+            events.emit("log", message=note)
 
     model_dir = resolve_model(project.model.name, lambda msg, frac: events.emit("log", message=msg))
     check_remote_code(model_dir, project.model.trust_remote_code)
@@ -279,6 +306,9 @@ def train(run_dir: Path, resume: bool, events: EventWriter) -> int:
                                    "other, so batches are padded instead (slower, same result)")
     callback = make_callback(events, run_dir, total, planned_reserved_bytes(project, model_dir, sharded), stop)
     trainer.add_callback(callback)
+    from studio.train.attention import describe
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    events.emit("log", message=describe(getattr(base.config, "_attn_implementation", None)))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     batching = (f"packed batches of up to {project.train.batch_size * project.train.max_seq_len} tokens"
                 if project.train.packing else f"padded batches of {project.train.batch_size} examples")

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 
 from studio.errors import StudioError
 from studio.plan import ADVICE, METHOD_ADVICE, auto_fit, verdict
+from studio.plan.advice import CPU_METHOD_SUFFIX
 from studio.plan.multigpu import gpu_count, plan_on_gpus
 from studio.presets import apply_changes, apply_preset, list_presets
 from studio.project import METHODS, OPTIMIZERS, PRECISIONS, SCHEDULERS, TrainSettings
@@ -24,7 +25,7 @@ from ui.widgets.vram_panel import VramPanel, set_role
 
 METHOD_NAMES = {"full": "Full fine-tuning", "lora": "LoRA", "qlora": "QLoRA (4-bit base)",
                 "lora8bit": "LoRA on an 8-bit base", "dora": "DoRA"}
-NEEDS_GPU = {"qlora", "lora8bit"}  # bitsandbytes quantization runs on NVIDIA GPUs only
+NEEDS_GPU = {"qlora", "lora8bit"}  # bitsandbytes quantization: fast on NVIDIA GPUs, slow on a CPU
 # Plain-word explanations for the settings the planner's advice does not cover.
 TIPS = {
     "dropout": "Dropout switches off a random share of the adapter's inputs while training, so it cannot "
@@ -348,7 +349,7 @@ class MethodPage(Page):
     def _gpu_detected(self, gpu) -> None:
         self.panel.plan_for.set_detected(gpu)
         for method in NEEDS_GPU:  # on the button, not the wrapped hint: a longer hint would need a relayout
-            note = "" if gpu is not None and gpu.available else "  (needs an NVIDIA GPU; none found here)"
+            note = "" if gpu is not None and gpu.available else "  " + CPU_METHOD_SUFFIX
             self.method_buttons[method].setText(METHOD_NAMES[method] + note)
         self.update_estimate()
 
