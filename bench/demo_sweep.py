@@ -52,6 +52,7 @@ def train_one(out: Path, name: str, changes: dict) -> dict:
         section, _, field = key.partition(".")
         setattr(getattr(project, section), field, value)
     project.evaluate.after_export = False
+    project.evaluate.check = "thorough"  # every general question: the recorded results were measured so
     save_project(project, folder / "pirate-demo.ftproj.toml")
     started = time.time()
     run_dir, final = run_training(project, on_event=lambda e: print(f"  [{name}] {e['message']}", flush=True)

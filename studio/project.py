@@ -101,6 +101,10 @@ class EvaluateSettings:
     # Check each run against its base model (studio.evaluate): right after training, and the GGUF after export.
     after_training: bool = True
     after_export: bool = True
+    # "quick": a fixed 60 % of the general questions (every category) and 1,024 prose tokens, under a minute on a
+    # CPU; "thorough": all of them, firmer when a verdict is close (studio.evaluate.general). Compare runs checked
+    # the same way.
+    check: str = "quick"
 
 
 SECTIONS = {"model": ModelSettings, "data": DataSettings, "method": MethodSettings,
@@ -150,6 +154,7 @@ class Project:
         _check_choice("train.lr_scheduler", self.train.lr_scheduler, SCHEDULERS)
         _check_choice("train.optimizer", self.train.optimizer, OPTIMIZERS)
         _check_choice("train.precision", self.train.precision, PRECISIONS)
+        _check_choice("evaluate.check", self.evaluate.check, ("quick", "thorough"))
         for q in self.export.quant:
             _check_choice("export.quant", q, QUANT_TYPES)
         _check_range("method.rank", self.method.rank, 1, 4096)

@@ -46,7 +46,9 @@ def checked_run(tmp_path_factory, tiny_model_dir):
     folder = tmp_path_factory.mktemp("checked")
     run_dir = untrained_adapter_run(folder, tiny_model_dir, data)
     seen = []
-    report = evaluate_run(run_dir, progress=lambda message, fraction: seen.append(fraction))
+    with pytest.MonkeyPatch.context() as patch:  # an empty base cache: this first check measures the base
+        patch.setenv("FTSTUDIO_HOME", str(tmp_path_factory.mktemp("home")))
+        report = evaluate_run(run_dir, progress=lambda message, fraction: seen.append(fraction))
     return run_dir, report, seen
 
 
@@ -68,6 +70,33 @@ def test_check_set_is_big_enough_and_covers_four_kinds():
 def test_check_set_avoids_the_pirate_samples_questions(sample_data):
     asked = {json.loads(line)["messages"][0]["content"].lower() for line in sample_data.read_text().splitlines()}
     assert not asked & {q.question.lower() for q in general.questions()}
+
+
+def test_the_quick_check_is_a_fixed_share_of_every_category():
+    from collections import Counter
+
+    from transformers import AutoTokenizer
+
+    from studio.models import embedded_model_dir
+
+    quick, everything = general.check_questions("quick"), general.check_questions("thorough")
+    assert everything == general.questions() and set(quick) < set(everything)
+    assert general.check_questions("quick") == quick  # the same questions every time
+    # 3 in 5 of each category, spread over the file: the 2nd, 4th and 5th of every five.
+    assert [q.id for q in quick if q.category == "facts"][:6] == ["facts-02", "facts-04", "facts-05", "facts-07",
+                                                                  "facts-09", "facts-10"]
+    asked, held = Counter(q.category for q in quick), Counter(q.category for q in everything)
+    assert set(asked) == set(held)
+    assert all(abs(asked[c] - held[c] * 3 / 5) < 1 for c in held)
+    # Each check has its own fingerprint; the thorough one is the one reports had before there were two.
+    assert general.version("quick") != general.version("thorough") == general.version()
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_model_dir()))
+    short, full = general.prose_rows(tokenizer, "quick"), general.prose_rows(tokenizer, "thorough")
+    assert sum(len(ids) for ids, _ in short) == general.QUICK_PROSE_TOKENS < sum(len(ids) for ids, _ in full)
+    assert short == full[:len(short)]
+    assert len(general.prompts(tokenizer, "", "quick")) == len(quick)
+    with pytest.raises(ValueError):
+        general.check_questions("slow")
 
 
 def test_an_answer_counts_whatever_its_style():
@@ -149,7 +178,7 @@ def test_batched_answers_equal_one_at_a_time_even_with_the_trainers_attention(ti
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from studio.evaluate.engine import HfEngine
+    from studio.evaluate.engine import HfEngine, padding_aware
     from studio.train import attention
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
@@ -160,6 +189,13 @@ def test_batched_answers_equal_one_at_a_time_even_with_the_trainers_attention(ti
     batched = engine.generate(prompts, 8)
     assert [r.text for r in batched] == [engine.generate([p], 8)[0].text for p in prompts]
     assert model.config._attn_implementation == name  # switched back afterwards
+    # Rows leave the batch when they end: the same tokens as transformers' generate, which computes them along.
+    # The random model never picks its end token, so a token it does pick early becomes one.
+    with torch.inference_mode(), padding_aware(model):
+        engine.stop_ids = engine.stop_ids | {engine._library_generate(prompts, 8)[0][2]}
+        library = [engine._reply(t) for t in engine._library_generate(prompts, 8)]
+    pruned = engine.generate(prompts, 8)
+    assert pruned == library and any(r.stopped for r in pruned) and not all(r.stopped for r in pruned)
     rows = [(p, p) for p in prompts]
     together = engine.nll(rows)
     alone = [engine.nll([row]) for row in rows]
@@ -178,7 +214,11 @@ def test_an_adapter_that_learned_nothing(checked_run):
     assert task["examples"] == 12 and len(task["rows"]) == 12 and task["source"].endswith("pirate_chat.jsonl")
     assert set(task["rows"][0]) >= {"where", "prompt", "reference", "base", "tuned", "base_score", "tuned_score",
                                     "closer"}
-    assert checks["questions"] == len(checks["rows"]) >= 150 and checks["version"] == general.version()
+    # The project's default check, and the report says which it was.
+    assert report["check"] == checks["check"] == "quick" and report["base"]["cached"] == []
+    assert checks["questions"] == len(checks["rows"]) == len(general.check_questions("quick"))
+    assert checks["of"] == len(general.questions()) and checks["prose_tokens"] == general.QUICK_PROSE_TOKENS
+    assert checks["version"] == general.version("quick")
     # An adapter that changes nothing answers exactly as the base: the adapter switched off is the base, and
     # batching, padding and the shared prefix change no answer.
     assert all(r["base"] == r["tuned"] for r in task["rows"] + checks["rows"])
@@ -190,6 +230,7 @@ def test_an_adapter_that_learned_nothing(checked_run):
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
     text = format_report(report)
     assert "did not learn" in text and task["rows"][5]["prompt"] in text
+    assert f"quick check: {checks['questions']} of {checks['of']} general questions" in text
     assert "did not learn" in summary_line(report)
     assert not [p for p in (run_dir / "eval").iterdir() if p.name != "report.json"]
 
@@ -205,11 +246,45 @@ def test_the_exported_gguf_is_checked_in_llama_cpp(checked_run):
     assert report["subject"]["kind"] == "gguf" and report["subject"]["path"] == str(result.files["q8_0"])
     assert report["base"]["source"] == "cached from report.json"  # the base was not run again
     assert report["trained"]["accuracy"] == trained["general"]["tuned"]["accuracy"]
-    assert len(report["task"]["rows"]) == 12 and len(report["general"]["rows"]) == len(general.questions())
+    assert len(report["task"]["rows"]) == 12 and len(report["general"]["rows"]) == len(general.check_questions("quick"))
     # The same weights in Q8_0: the answer loss barely moves from the trained weights' own.
     assert abs(report["task"]["tuned"]["answer_loss"] - trained["task"]["tuned"]["answer_loss"]) < 0.05
     on_disk = json.loads(result.report_path.read_text())
     assert on_disk["evaluation"]["summary"].startswith(result.files["q8_0"].name)
+
+
+@pytest.mark.slow
+def test_the_base_models_answers_are_kept_for_the_next_check(tmp_path, tiny_model_dir, sample_data, monkeypatch):
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    monkeypatch.setenv("FTSTUDIO_HOME", str(tmp_path / "home"))
+    base = shutil.copytree(tiny_model_dir, tmp_path / "base")
+    (tmp_path / "a").mkdir()
+    first = evaluate_run(untrained_adapter_run(tmp_path / "a", base, sample_data))
+    assert first["base"]["cached"] == [] and len(list((tmp_path / "home" / "eval-base").iterdir())) == 2
+    # Another run of the project, the same base and check: the base is read back, not measured.
+    run_dir = untrained_adapter_run(tmp_path / "a", base, sample_data)
+    again = evaluate_run(run_dir)
+    assert again["base"]["cached"] == ["general", "task"]
+    for part in ("task", "general"):
+        assert again[part]["base"] == first[part]["base"]
+    assert [r["base"] for r in again["general"]["rows"]] == [r["base"] for r in first["general"]["rows"]]
+    assert "kept from an earlier check" in format_report(again)
+    # The other check asks other questions: measured anew (the held-out answers are the same and kept).
+    thorough = evaluate_run(run_dir, check="thorough")
+    assert thorough["base"]["cached"] == ["task"] and thorough["general"]["questions"] == len(general.questions())
+    # Another base (new weights in the same folder): nothing is read back, and the numbers are the new base's.
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(str(base))
+    for weight in model.parameters():
+        torch.nn.init.normal_(weight, std=0.05)
+    model.save_pretrained(str(base))
+    changed = evaluate_run(run_dir)
+    assert changed["base"]["cached"] == []
+    assert changed["general"]["base"]["prose_perplexity"] != first["general"]["base"]["prose_perplexity"]
 
 
 def test_a_run_without_trained_weights_is_refused_in_words(tmp_path, tiny_model_dir, sample_data):
@@ -234,11 +309,11 @@ def test_a_cancelled_check_writes_nothing(tmp_path, tiny_model_dir, sample_data)
 @pytest.mark.slow
 def test_a_run_with_no_held_out_split_still_checks_forgetting(tmp_path, tiny_model_dir, sample_data):
     run_dir = untrained_adapter_run(tmp_path, tiny_model_dir, sample_data, eval_fraction=0.0)
-    report = evaluate_run(run_dir)
+    report = evaluate_run(run_dir, check="thorough")
     assert report["task"] is None and "holds no examples out" in report["task_note"]
     assert report["verdict"]["learned"] == verdict.NOT_MEASURED
     assert report["verdict"]["fix"] == {"data.eval_fraction": 0.1}
-    assert report["general"]["questions"] >= 150
+    assert report["check"] == "thorough" and report["general"]["questions"] == len(general.questions()) >= 150
     assert "holds no examples out" in format_report(report)
 
 

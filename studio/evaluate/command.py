@@ -1,4 +1,4 @@
-"""`ftstudio eval RUN_DIR [--gguf FILE] [--json]` and `ftstudio runs PROJECT [--json]`.
+"""`ftstudio eval RUN_DIR [--gguf FILE] [--thorough] [--json]` and `ftstudio runs PROJECT [--json]`.
 
 Exit codes: 0 checked (whatever the verdict), 2 bad input (not a run, no trained weights, no such file),
 130 cancelled.
@@ -18,6 +18,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("eval", help="check a run: did it learn your task, did it keep what it knew")
     p.add_argument("run_dir", help="a run folder (runs/<project>/<timestamp>)")
     p.add_argument("--gguf", help="check this exported GGUF in llama.cpp instead of the trained weights")
+    p.add_argument("--thorough", action="store_true",
+                   help="ask every general question and read all the prose (about twice as long as the quick check "
+                        "the project's [evaluate] check sets by default)")
     p.add_argument("--json", action="store_true", help="print the whole report as JSON")
     p.set_defaults(func=eval_command)
     p = subparsers.add_parser("runs", help="list a project's runs side by side with their checks")
@@ -33,7 +36,8 @@ def eval_command(args) -> int:
 
     run_dir = Path(args.run_dir)
     try:
-        report = evaluate_run(run_dir, Path(args.gguf) if args.gguf else None, Bar("Checking"))
+        report = evaluate_run(run_dir, Path(args.gguf) if args.gguf else None, Bar("Checking"),
+                              check="thorough" if args.thorough else None)
     except Cancelled as exc:
         print(exc, file=sys.stderr)
         return CANCELLED

@@ -1,8 +1,8 @@
 """Runs side by side: one row per run of a project, from its frozen project, its events and its report.
 
 Runs of one project are checked on the same held-out split (same data, seed and eval fraction) and the same
-general check set, so LoRA r8 against r16 against full fine-tuning is a fair comparison; a row whose report
-was made on another check-set version says so.
+general check (the project's [evaluate] check, quick or thorough), so LoRA r8 against r16 against full fine-tuning
+is a fair comparison; a row whose report was made with the other check or another check-set version says so.
 """
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ COLUMNS = [("run", "run"), ("method", "method"), ("rank", "rank"), ("alpha", "al
            ("accuracy_change", "general questions"), ("kept", "forgetting")]
 
 
-def run_row(run_dir: Path) -> dict:
-    """The comparison row of one run; numbers it does not have yet are None."""
+def run_row(run_dir: Path, check: str | None = None) -> dict:
+    """The comparison row of one run; numbers it does not have yet are None. `same_checks` says whether its
+    report used `check` (default: the run's own [evaluate] check) on today's check set."""
     run_dir = Path(run_dir)
     project = load_run_project(run_dir)
+    check = check or project.evaluate.check
     m, t = project.method, project.train
     events = list(read_events(run_dir / EVENTS_FILE))
     done = next((e for e in reversed(events) if e["type"] == "done"), None)
@@ -44,7 +46,8 @@ def run_row(run_dir: Path) -> dict:
         task = report.get("task")
         g = report["general"]
         row.update(learned=report["verdict"]["learned"], kept=report["verdict"]["kept"],
-                   headline=report["verdict"]["headline"], same_checks=g["version"] == general.version(),
+                   headline=report["verdict"]["headline"], same_checks=g["version"] == general.version(check),
+                   check=g.get("check", "thorough"),
                    accuracy_change=g["tuned"]["accuracy"] - g["base"]["accuracy"],
                    base_accuracy=g["base"]["accuracy"], accuracy=g["tuned"]["accuracy"],
                    prose_perplexity_change=g["tuned"]["prose_perplexity"] / g["base"]["prose_perplexity"] - 1,
@@ -57,7 +60,7 @@ def run_row(run_dir: Path) -> dict:
 
 def runs_table(project) -> list[dict]:
     """Every run of the project, oldest first."""
-    return [run_row(folder) for folder in reversed(list_runs(project))]
+    return [run_row(folder, project.evaluate.check) for folder in reversed(list_runs(project))]
 
 
 def cell(row: dict, key: str) -> str:
@@ -81,4 +84,6 @@ def cell(row: dict, key: str) -> str:
         return f"{value}/{row['examples']}"
     if key == "accuracy_change":
         return f"{row['base_accuracy']:.0%} → {row['accuracy']:.0%}"
+    if key == "kept" and row.get("same_checks") is False:
+        return f"{value} ({row['check']} check: not comparable)"
     return str(value)

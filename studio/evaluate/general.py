@@ -10,6 +10,16 @@ The check set ships in resources/checks/ and was written for this project (no do
 Both models answer every question greedily with the same token limit; a reply that ends with the model's own
 end-of-turn token within that limit "stopped on its own" (a fine-tune that rambles past it has forgotten how to
 end an answer).
+
+Two checks ([evaluate] check in the project, `ftstudio eval --thorough`):
+- "quick" (the default): a fixed subset, the same for every run and every project: in each category, the
+  questions at positions where i * 3 // 5 steps up (i counted from 1 within the category in file order: the 2nd,
+  4th and 5th of every five), so 3 in 5 of each kind, spread over the file; and the first QUICK_PROSE_TOKENS
+  tokens of the prose. About 100 questions: a fine-tune that flips answers both ways (a strong style does) moves
+  this accuracy by a few points more than the full set's, so a "forgot some" that rests on accuracy alone is
+  worth a thorough check.
+- "thorough": every question and all of the prose.
+Each check has its own fingerprint (`version`), so numbers from the two are never compared as if they were one.
 """
 from __future__ import annotations
 
@@ -25,6 +35,9 @@ CHECKS = RESOURCES / "checks"
 QUESTIONS_FILE, PROSE_FILE = CHECKS / "general.jsonl", CHECKS / "prose.txt"
 ANSWER_TOKENS = 24   # enough for a short answer even after a stylistic opening ("Arr, me hearty! ...")
 PROSE_WINDOW = 256   # tokens per perplexity window
+CHECKS = ("quick", "thorough")
+QUICK_PART = (3, 5)  # the quick check keeps 3 of every 5 questions of each category
+QUICK_PROSE_TOKENS = 4 * PROSE_WINDOW
 
 
 @dataclass(frozen=True)
@@ -41,14 +54,34 @@ def questions() -> tuple[Question, ...]:
     return tuple(Question(r["id"], r["category"], r["question"], tuple(r["accept"])) for r in rows)
 
 
+def check_questions(check: str = "thorough") -> tuple[Question, ...]:
+    """The questions a check asks: all of them, or the quick check's fixed 3 in 5 of each category."""
+    if check == "thorough":
+        return questions()
+    if check != "quick":
+        raise ValueError(f"unknown check {check!r}: one of {', '.join(CHECKS)}")
+    keep, every = QUICK_PART
+    seen: dict[str, int] = {}
+    chosen = []
+    for q in questions():
+        i = seen[q.category] = seen.get(q.category, 0) + 1
+        if i * keep // every > (i - 1) * keep // every:
+            chosen.append(q)
+    return tuple(chosen)
+
+
 def prose() -> str:
     return PROSE_FILE.read_text(encoding="utf-8")
 
 
-def version() -> str:
-    """A short fingerprint of the check set, so numbers measured on another version are never mixed in."""
+def version(check: str = "thorough") -> str:
+    """A short fingerprint of the check set and the check, so numbers measured on another version or with the
+    other check are never mixed in (the thorough check keeps the fingerprint reports had before there were two)."""
     digest = hashlib.sha256(QUESTIONS_FILE.read_bytes() + b"\0" + PROSE_FILE.read_bytes()).hexdigest()
-    return digest[:12]
+    if check == "thorough":
+        return digest[:12]
+    asked = ",".join(q.id for q in check_questions(check))
+    return hashlib.sha256(f"{digest}|{check}|{asked}|{QUICK_PROSE_TOKENS}".encode()).hexdigest()[:12]
 
 
 def _normal(text: str) -> str:
@@ -60,24 +93,26 @@ def is_right(question: Question, reply: str) -> bool:
     return any(_normal(answer) in said for answer in question.accept)
 
 
-def prompts(tokenizer, system_prompt: str = "") -> list[list[int]]:
+def prompts(tokenizer, system_prompt: str = "", check: str = "thorough") -> list[list[int]]:
     """Each question as the chat prompt the model answers, with the project's system prompt when it has one."""
     from studio.data.prepare import with_system
 
     return [tokenizer.apply_chat_template(with_system([{"role": "user", "content": q.question}], system_prompt),
                                           add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
-            for q in questions()]
+            for q in check_questions(check)]
 
 
-def prose_rows(tokenizer) -> list[tuple[list[int], list[int]]]:
+def prose_rows(tokenizer, check: str = "thorough") -> list[tuple[list[int], list[int]]]:
     """The prose as (ids, labels) windows; every token counts."""
     ids = tokenizer(prose(), add_special_tokens=False)["input_ids"]
+    if check != "thorough":
+        ids = ids[:QUICK_PROSE_TOKENS]
     return [(ids[i:i + PROSE_WINDOW], ids[i:i + PROSE_WINDOW]) for i in range(0, len(ids), PROSE_WINDOW)]
 
 
-def summarize(replies) -> dict:
+def summarize(replies, check: str = "thorough") -> dict:
     """One model's side: accuracy overall and per category, how often it stopped on its own, each reply."""
-    qs = questions()
+    qs = check_questions(check)
     right = [is_right(q, r.text) for q, r in zip(qs, replies)]
     categories: dict[str, list[bool]] = {}
     for q, ok in zip(qs, right):
@@ -88,14 +123,15 @@ def summarize(replies) -> dict:
             "replies": [r.text for r in replies], "right": right}
 
 
-def compare(base: dict, tuned: dict) -> dict:
+def compare(base: dict, tuned: dict, check: str = "thorough", prose_tokens: int | None = None) -> dict:
     """The general section of the report from both sides' summaries (and prose perplexities)."""
-    qs = questions()
+    qs = check_questions(check)
     rows = [{"id": q.id, "category": q.category, "question": q.question, "accepted": list(q.accept),
              "base": b, "tuned": t, "base_right": br, "tuned_right": tr}
             for q, b, t, br, tr in zip(qs, base["replies"], tuned["replies"], base["right"], tuned["right"])]
     side = lambda s: {k: s[k] for k in ("accuracy", "correct", "stopped", "categories", "prose_perplexity")}  # noqa: E731
-    return {"questions": len(qs), "version": version(), "answer_tokens": ANSWER_TOKENS,
+    return {"check": check, "questions": len(qs), "of": len(questions()), "prose_tokens": prose_tokens,
+            "version": version(check), "answer_tokens": ANSWER_TOKENS,
             "base": side(base), "tuned": side(tuned),
             "lost": [r["id"] for r in rows if r["base_right"] and not r["tuned_right"]],
             "gained": [r["id"] for r in rows if r["tuned_right"] and not r["base_right"]],

@@ -8,7 +8,9 @@ Schema (version 1); numbers are plain floats, "base" and "tuned" sides always si
     written: "2025-01-31T12:00:00+0000"
     run: run folder
     subject: {kind: "adapter"|"model"|"merged"|"gguf", path, label}   what "tuned" is
-    base: {model: the project's base model name, source: "transformers"|"cached from report.json"}
+    check: "quick"|"thorough" (studio.evaluate.general: which questions and how much prose)
+    base: {model: the project's base model name, source: "transformers"|"cached from report.json",
+           cached: parts ("general", "task") read from the base cache instead of measured (studio.evaluate.basecache)}
     device: "cpu"|"cuda"; seconds: {total, base, tuned}
     settings: {method, rank, alpha, learning_rate, max_steps, epochs, batch_size, max_seq_len}
     task: null when not measured, else
@@ -19,7 +21,8 @@ Schema (version 1); numbers are plain floats, "base" and "tuned" sides always si
         rows: [{where, prompt, reference, base, tuned, base_score, tuned_score, closer}]
     task_note: why the task was not measured ("" when it was)
     general:
-        questions, version (fingerprint of resources/checks), answer_tokens
+        check: "quick"|"thorough"; questions asked, of: questions in the whole set; prose_tokens read
+        version (fingerprint of resources/checks and the check), answer_tokens
         base / tuned: {accuracy 0-1, correct, stopped 0-1 (ended by itself), categories {name: accuracy},
                        prose_perplexity}
         counts: {category: questions}; lost / gained: question ids; rows: [{id, category, question, accepted,
@@ -91,6 +94,12 @@ def export_line(report: dict) -> str:
     return " · ".join(parts)
 
 
+def check_words(general: dict) -> str:
+    """Which check a report used, in words: "quick check: 98 of 166 general questions"."""
+    check = general.get("check", "thorough")  # reports from before the quick check asked every question
+    return f"{check} check: {general['questions']} of {general.get('of', general['questions'])} general questions"
+
+
 def _clip(text: str, width: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -104,8 +113,9 @@ def format_report(report: dict, width: int = 80, lost_shown: int = 8) -> str:
            f"   General knowledge: {v['kept']}. {v['kept_why']}"]
     for tip in v["advice"]:
         out.append(f"   Advice: {tip['say']}")
-    out.append(f"   Checked: {report['subject']['label']} against the base model {report['base']['model']} "
-               f"({report['seconds']['total']:.0f}s on {report['device']}).")
+    cached = " (its answers kept from an earlier check)" if len(report["base"].get("cached", [])) == 2 else ""
+    out.append(f"   Checked: {report['subject']['label']} against the base model {report['base']['model']}{cached}, "
+               f"{check_words(general)} ({report['seconds']['total']:.0f}s on {report['device']}).")
     if task and task["rows"]:
         out.append(f"\nEvery held-out prompt ({task['source']}); score: {task['metric']}, 0-100, "
                    "+ where the fine-tuned answer is closer to yours than the base's:")
@@ -120,7 +130,7 @@ def format_report(report: dict, width: int = 80, lost_shown: int = 8) -> str:
     elif report.get("task_note"):
         out.append(f"\n{report['task_note']}")
     b, t = general["base"], general["tuned"]
-    out.append(f"\nGeneral check ({general['questions']} questions, {general['answer_tokens']}-token answers):")
+    out.append(f"\nGeneral check ({check_words(general)}, {general['answer_tokens']}-token answers):")
     out.append(f"  {'':<22} {'base':>8} {'fine-tuned':>11}")
     for category, n in general["counts"].items():
         out.append(f"  {category + f' ({n})':<22} {b['categories'][category]:8.0%} {t['categories'][category]:11.0%}")

@@ -32,28 +32,29 @@ class EvaluationError(StudioError):
     """A run cannot be checked (no trained weights, unreadable files)."""
 
 
-def measure(engine, inputs: task.TaskInputs, check_prompts, prose_rows, say: Callable[[str, float], None],
-            cancelled=None) -> dict:
-    """One model's numbers: answers and answer loss on the held-out split, general answers, prose loss."""
-    done = 0.0
-
-    def part(name, label):
-        start = done
-        return lambda f: say(label, start + WEIGHTS[name] * f)
-
+def measure_task(engine, inputs: task.TaskInputs, say: Callable[[str, float], None], cancelled=None) -> dict:
+    """One model on the held-out split: its answers and the loss of your answers."""
     replies = engine.generate(inputs.prompts, inputs.answer_tokens, cancelled,
-                              part("answers", "answering your held-out prompts")) if inputs.prompts else []
-    done += WEIGHTS["answers"]
-    loss_sum, loss_n = engine.nll(inputs.loss_rows, cancelled, part("loss", "scoring your answers")) \
+                              lambda f: say("answering your held-out prompts", WEIGHTS["answers"] * f)) \
+        if inputs.prompts else []
+    loss_sum, loss_n = engine.nll(inputs.loss_rows, cancelled,
+                                  lambda f: say("scoring your answers", WEIGHTS["answers"] + WEIGHTS["loss"] * f)) \
         if inputs.loss_rows else (0.0, 0)
-    done += WEIGHTS["loss"]
+    return {"replies": replies, "loss": loss_sum / loss_n if loss_n else None}
+
+
+def measure_general(engine, check: str, check_prompts, prose_rows, say: Callable[[str, float], None],
+                    cancelled=None) -> dict:
+    """One model on the general check: its answers to the questions and its prose perplexity."""
+    start = WEIGHTS["answers"] + WEIGHTS["loss"]
     checks = engine.generate(check_prompts, general.ANSWER_TOKENS, cancelled,
-                             part("questions", "answering the general questions"))
-    done += WEIGHTS["questions"]
-    prose_sum, prose_n = engine.nll(prose_rows, cancelled, part("prose", "reading everyday prose"))
-    side = general.summarize(checks)
+                             lambda f: say("answering the general questions", start + WEIGHTS["questions"] * f))
+    start += WEIGHTS["questions"]
+    prose_sum, prose_n = engine.nll(prose_rows, cancelled,
+                                    lambda f: say("reading everyday prose", start + WEIGHTS["prose"] * f))
+    side = general.summarize(checks, check)
     side["prose_perplexity"] = math.exp(prose_sum / max(1, prose_n))
-    return {"task": {"replies": replies, "loss": loss_sum / loss_n if loss_n else None}, "general": side}
+    return side
 
 
 def held_out(project, tokenizer) -> task.TaskInputs:
@@ -72,11 +73,12 @@ def held_out(project, tokenizer) -> task.TaskInputs:
 
 
 def build_report(project, run_dir: Path, subject: dict, inputs, base: dict, tuned: dict, seconds: dict,
-                 device: str, base_source: str) -> dict:
+                 device: str, base_source: dict, check: str, prose_tokens: int) -> dict:
     task_section = task.compare(inputs, base["task"], tuned["task"]) if inputs.loss_rows else None
-    general_section = general.compare(base["general"], tuned["general"])
+    general_section = general.compare(base["general"], tuned["general"], check, prose_tokens)
     m, t = project.method, project.train
-    return {"run": str(run_dir), "subject": subject, "base": {"model": project.model.name, "source": base_source},
+    return {"run": str(run_dir), "subject": subject, "check": check,
+            "base": {"model": project.model.name, **base_source},
             "device": device, "seconds": {k: round(v, 1) for k, v in seconds.items()},
             "settings": {"method": m.method, "rank": m.rank, "alpha": m.alpha, "learning_rate": t.learning_rate,
                          "max_steps": t.max_steps, "epochs": t.epochs, "batch_size": t.batch_size,
@@ -85,26 +87,54 @@ def build_report(project, run_dir: Path, subject: dict, inputs, base: dict, tune
             "verdict": verdict(project, task_section, general_section, None, inputs.note)}
 
 
+def check_of(project, check: str | None) -> str:
+    """The check to run: the one asked for, else the project's ([evaluate] check)."""
+    return check or project.evaluate.check
+
+
 def compare_sides(project, run_dir, subject, tokenizer, tuned_engine, base_side, progress: Progress | None,
-                  cancelled, device: str) -> dict:
-    """Measure base then tuned (base_side: a context manager giving the base engine, or a cached side)."""
+                  cancelled, device: str, check: str, base_identity: dict | None = None) -> dict:
+    """Measure base then tuned. base_side: a cached side (a dict), or a context manager giving the base engine;
+    with `base_identity` the base's parts are read from the base cache when it holds them (studio.evaluate.
+    basecache) and kept there when measured now."""
+    from studio.evaluate import basecache
+
     say = progress or (lambda message, fraction: None)
     inputs = held_out(project, tokenizer)
-    check_prompts = general.prompts(tokenizer, project.data.system_prompt)
-    prose_rows = general.prose_rows(tokenizer)
+    check_prompts = general.prompts(tokenizer, project.data.system_prompt, check)
+    prose_rows = general.prose_rows(tokenizer, check)
     started = time.time()
     if isinstance(base_side, dict):
-        base, base_source = base_side, f"cached from {report_path(run_dir).name}"
+        base, base_source = base_side, {"source": f"cached from {report_path(run_dir).name}"}
     else:
-        with base_side() as base_engine:
-            base = measure(base_engine, inputs, check_prompts, prose_rows,
-                           lambda m, f: say(f"Base model: {m}", 0.5 * f), cancelled)
-        base_source = "transformers"
+        keys = {}
+        if base_identity is not None:
+            keys = {"task": basecache.key(base_identity, "task", {"prompts": inputs.prompts, "loss": inputs.loss_rows,
+                                                                   "answer_tokens": inputs.answer_tokens}),
+                    "general": basecache.key(base_identity, "general", {
+                        "check": general.version(check), "prompts": check_prompts, "prose": prose_rows,
+                        "answer_tokens": general.ANSWER_TOKENS})}
+        base = {part: basecache.load(part, digest) for part, digest in keys.items()}
+        cached = sorted(part for part, side in base.items() if side is not None)
+        if len(cached) < 2:
+            with base_side() as base_engine:
+                base_say = lambda m, f: say(f"Base model: {m}", 0.5 * f)
+                if base.get("task") is None:
+                    base["task"] = measure_task(base_engine, inputs, base_say, cancelled)
+                if base.get("general") is None:
+                    base["general"] = measure_general(base_engine, check, check_prompts, prose_rows, base_say,
+                                                      cancelled)
+            for part, digest in keys.items():
+                if part not in cached:
+                    basecache.store(part, digest, base[part], run_dir)
+        base_source = {"source": "transformers", "cached": cached}
     base_seconds = time.time() - started
-    tuned = measure(tuned_engine, inputs, check_prompts, prose_rows,
-                    lambda m, f: say(f"Fine-tuned: {m}", 0.5 + 0.5 * f), cancelled)
+    tuned_say = lambda m, f: say(f"Fine-tuned: {m}", 0.5 + 0.5 * f)
+    tuned = {"task": measure_task(tuned_engine, inputs, tuned_say, cancelled),
+             "general": measure_general(tuned_engine, check, check_prompts, prose_rows, tuned_say, cancelled)}
     seconds = {"total": time.time() - started, "base": base_seconds, "tuned": time.time() - started - base_seconds}
-    return build_report(project, run_dir, subject, inputs, base, tuned, seconds, device, base_source)
+    return build_report(project, run_dir, subject, inputs, base, tuned, seconds, device, base_source, check,
+                        sum(len(ids) for ids, _ in prose_rows))
 
 
 # --- the trained weights in transformers -------------------------------------------------------------------
@@ -178,15 +208,16 @@ def _base_side(model, tokenizer, base_dir: Path, device: str, dtype):
 
 
 def evaluate_run(run_dir: Path, gguf: Path | None = None, progress: Progress | None = None,
-                 cancelled=None) -> dict:
-    """Check a run (its trained weights, or with `gguf` an exported file) and write its report; returns it."""
+                 cancelled=None, check: str | None = None) -> dict:
+    """Check a run (its trained weights, or with `gguf` an exported file) and write its report; returns it.
+    `check` is "quick" or "thorough" (studio.evaluate.general); None takes the run's [evaluate] check."""
     from studio.models import resolve_model
     from studio.train.runs import load_run_project
 
     run_dir = Path(run_dir)
     project = load_run_project(run_dir)
     if gguf is not None:
-        return _evaluate_gguf(run_dir, project, Path(gguf), progress, cancelled)
+        return _evaluate_gguf(run_dir, project, Path(gguf), progress, cancelled, check_of(project, check))
     kind, weights = _weights(run_dir)
     say = progress or (lambda message, fraction: None)
     say("Loading the models", 0.0)
@@ -203,18 +234,30 @@ def evaluate_run(run_dir: Path, gguf: Path | None = None, progress: Progress | N
     else:
         model = AutoModelForCausalLM.from_pretrained(str(weights), dtype=dtype).to(device)
     try:
-        return _finish(run_dir, project, kind, weights, model, tokenizer, base_dir, device, dtype, progress, cancelled)
+        return _finish(run_dir, project, kind, weights, model, tokenizer, base_dir, device, dtype, progress, cancelled,
+                       check_of(project, check))
     finally:
         del model
         _free(device)
 
 
-def _finish(run_dir, project, kind, weights, model, tokenizer, base_dir, device, dtype, progress, cancelled) -> dict:
+def _quantized(model) -> str:
+    """How the base weights are held when a LoRA trained on a 4-bit base (QLoRA): its base is that 4-bit model."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "4bit" if getattr(base, "is_loaded_in_4bit", False) else "8bit" if getattr(base, "is_loaded_in_8bit", False) \
+        else ""
+
+
+def _finish(run_dir, project, kind, weights, model, tokenizer, base_dir, device, dtype, progress, cancelled,
+            check: str) -> dict:
+    from studio.evaluate import basecache
     from studio.evaluate.engine import HfEngine
 
     subject = {"kind": kind, "path": str(weights), "label": LABELS[kind]}
-    report = compare_sides(project, run_dir, subject, tokenizer, HfEngine(model, tokenizer),
-                           _base_side(model, tokenizer, base_dir, device, dtype), progress, cancelled, device)
+    base_side = _base_side(model, tokenizer, base_dir, device, dtype)
+    quantized = _quantized(model) if hasattr(model, "disable_adapter") else ""
+    report = compare_sides(project, run_dir, subject, tokenizer, HfEngine(model, tokenizer), base_side, progress,
+                           cancelled, device, check, basecache.identity(base_dir, device, dtype, quantized))
     report = write_report(report, report_path(run_dir))
     if progress:
         progress("Checked", 1.0)
@@ -247,7 +290,8 @@ def evaluate_in_worker(run_dir: Path, model, tokenizer, events, stop=None) -> di
         dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
         report = _finish(run_dir, project, kind, weights, model, tokenizer, resolve_model(project.model.name),
                          device, dtype if dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32,
-                         progress, (lambda: bool(stop)) if stop is not None else stop_file.exists)
+                         progress, (lambda: bool(stop)) if stop is not None else stop_file.exists,
+                         project.evaluate.check)
     except Cancelled:
         stop_file.unlink(missing_ok=True)
         events.emit("log", message="The check after training was stopped; nothing was written. "
@@ -266,11 +310,11 @@ def evaluate_in_worker(run_dir: Path, model, tokenizer, events, stop=None) -> di
 
 # --- an exported GGUF in llama.cpp ------------------------------------------------------------------------
 
-def cached_base(run_dir: Path, inputs: task.TaskInputs) -> dict | None:
+def cached_base(run_dir: Path, inputs: task.TaskInputs, check: str) -> dict | None:
     """The base model's side from the run's report, when it was measured on exactly these prompts and this
     check set; None otherwise (then the base is measured again)."""
     report = read_report(report_path(run_dir))
-    if not report or report["general"]["version"] != general.version():
+    if not report or report["general"]["version"] != general.version(check):
         return None
     rows = report["task"]["rows"] if report.get("task") else []
     if [(r["prompt"], r["reference"]) for r in rows] != [(r["prompt"], r["reference"]) for r in inputs.rows]:
@@ -284,7 +328,8 @@ def cached_base(run_dir: Path, inputs: task.TaskInputs) -> dict | None:
     return {"task": {"replies": [Reply(r["base"], True) for r in rows], "loss": loss}, "general": side}
 
 
-def _evaluate_gguf(run_dir: Path, project, gguf: Path, progress, cancelled) -> dict:
+def _evaluate_gguf(run_dir: Path, project, gguf: Path, progress, cancelled, check: str) -> dict:
+    from studio.evaluate import basecache
     from studio.evaluate.engine import GgufEngine
     from studio.models import resolve_model
 
@@ -299,8 +344,8 @@ def _evaluate_gguf(run_dir: Path, project, gguf: Path, progress, cancelled) -> d
         pass
     tokenizer = _tokenizer(kind_weights[1] if kind_weights else base_dir)
     inputs = held_out(project, tokenizer)
-    base = cached_base(run_dir, inputs)
-    n_ctx = max([len(p) for p in inputs.prompts + general.prompts(tokenizer, project.data.system_prompt)] +
+    base = cached_base(run_dir, inputs, check)
+    n_ctx = max([len(p) for p in inputs.prompts + general.prompts(tokenizer, project.data.system_prompt, check)] +
                 [general.PROSE_WINDOW] +
                 [len(r[0]) for r in inputs.loss_rows]) + max(inputs.answer_tokens, general.ANSWER_TOKENS) + 8
     engine = GgufEngine(gguf, tokenizer, n_ctx)
@@ -309,7 +354,8 @@ def _evaluate_gguf(run_dir: Path, project, gguf: Path, progress, cancelled) -> d
         base_side = base if base is not None else (lambda: _separate_base(base_dir, device, dtype))
         subject = {"kind": "gguf", "path": str(gguf), "label": f"the exported file {gguf.name} in llama.cpp"}
         report = compare_sides(project, run_dir, subject, tokenizer, engine, base_side, progress, cancelled,
-                               "cpu" if base is not None else device)
+                               "cpu" if base is not None else device, check,
+                               basecache.identity(base_dir, device, dtype))
     finally:
         engine.close()
     trained = read_report(report_path(run_dir))

@@ -86,9 +86,14 @@ class ResultsPage(Page):
         self.auto = QCheckBox("Check every run when training ends")
         self.auto.setToolTip("Saved in the project as [evaluate] after_training")
         self.auto.toggled.connect(self._auto_toggled)
+        self.thorough = QCheckBox("Thorough")
+        self.thorough.setToolTip("Ask all the general questions and read all the prose instead of the quick check's "
+                                 "fixed 3 in 5: firmer when a verdict is close, about twice as long. Saved in the "
+                                 "project as [evaluate] check; compare runs checked the same way")
+        self.thorough.toggled.connect(self._thorough_toggled)
         top = QHBoxLayout()
         top.addWidget(self.run_label, 1)
-        for widget in (self.auto, self.check_button, self.gguf_button, self.cancel_button):
+        for widget in (self.auto, self.thorough, self.check_button, self.gguf_button, self.cancel_button):
             top.addWidget(widget)
         self.progress = QProgressBar()
         self.status = role_label("hint", "")
@@ -164,6 +169,9 @@ class ResultsPage(Page):
         self.auto.blockSignals(True)
         self.auto.setChecked(self.project.evaluate.after_training)
         self.auto.blockSignals(False)
+        self.thorough.blockSignals(True)
+        self.thorough.setChecked(self.project.evaluate.check == "thorough")
+        self.thorough.blockSignals(False)
         self.show_run()
 
     def readiness(self) -> tuple[bool, str]:
@@ -180,6 +188,10 @@ class ResultsPage(Page):
 
     def _auto_toggled(self, on: bool) -> None:
         self.studio.apply({"evaluate.after_training": on})
+
+    def _thorough_toggled(self, on: bool) -> None:
+        self.project.evaluate.check = "thorough" if on else "quick"
+        self.studio.edited()
 
     # --- showing a run's report -------------------------------------------------------------------------
     def show_run(self) -> None:
@@ -227,12 +239,13 @@ class ResultsPage(Page):
                                                             if isinstance(val, float) else
                                                             f"{k.split('.')[-1].replace('_', ' ')} → {val}"
                                                             for k, val in self.fix.items()))
-        from studio.evaluate.report import export_line
+        from studio.evaluate.report import check_words, export_line
 
         self.export_line.setText(f"Exported file ({Path(self.gguf_report['subject']['path']).name}): "
                                  f"{export_line(self.gguf_report)}" if self.gguf_report else
                                  f"Checked {report['subject']['label']} against the base model in "
-                                 f"{report['seconds']['total']:.0f} s ({report['device']}).")
+                                 f"{report['seconds']['total']:.0f} s ({report['device']}; "
+                                 f"{check_words(report['general'])}).")
         self.status.setText("")
         self._fill_examples(report)
         self._fill_general(report)
@@ -266,6 +279,7 @@ class ResultsPage(Page):
 
     def _fill_general(self, report: dict) -> None:
         from studio.evaluate import verdict
+        from studio.evaluate.report import check_words
 
         g = report["general"]
         b, t = g["base"], g["tuned"]
@@ -286,7 +300,7 @@ class ResultsPage(Page):
         fill(self.general, rows, colours)
         self.general.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         fit_height(self.general)
-        self.general_note.setText(f"{g['questions']} short questions shipped with the app (facts, arithmetic, common "
+        self.general_note.setText(f"{check_words(g).capitalize()} shipped with the app (facts, arithmetic, common "
                                   f"sense, simple instructions), each answered in at most {g['answer_tokens']} tokens "
                                   "by both models. Red: worse than the base beyond the verdict's threshold.")
         by_id = {r["id"]: r for r in g["rows"]}
@@ -336,9 +350,11 @@ class ResultsPage(Page):
         if gguf and target is None:
             return
 
+        check = self.project.evaluate.check
+
         def work(progress, cancelled):
             from studio.evaluate import evaluate_run
-            return evaluate_run(run_dir, target, progress, cancelled)
+            return evaluate_run(run_dir, target, progress, cancelled, check)
 
         self.task = Task(work, self, needs_ml=True, on_progress=self._progress,
                          on_success=lambda report: self.show_run(), on_failure=self._failed,
