@@ -190,8 +190,7 @@ class ResultsPage(Page):
         self.studio.apply({"evaluate.after_training": on})
 
     def _thorough_toggled(self, on: bool) -> None:
-        self.project.evaluate.check = "thorough" if on else "quick"
-        self.studio.edited()
+        self.studio.apply({"evaluate.check": "thorough" if on else "quick"})
 
     # --- showing a run's report -------------------------------------------------------------------------
     def show_run(self) -> None:
