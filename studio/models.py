@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import threading
 from pathlib import Path
 
 from studio import paths
@@ -140,16 +141,22 @@ def _download_from_hub(repo_id: str, progress: Progress | None) -> Path:
     return check_model_dir(Path(folder))
 
 
+_CONVERTING = threading.Lock()
+
+
 def embedded_model_dir(progress: Progress | None = None) -> Path:
     """The embedded default as a safetensors folder, converting it from its GGUF on first use."""
     target = paths.models_dir() / EMBEDDED_NAME
     if (target / "config.json").is_file():
         return target
-    gguf = embedded_gguf_path()
-    if progress:
-        progress("Preparing the embedded model (once)", 0.0)
-    with staged_dir(target) as tmp:
-        convert_gguf_to_hf(gguf, tmp)
+    with _CONVERTING:  # two pages asking at once (a first start) convert once; two at a time crashed in numpy
+        if (target / "config.json").is_file():
+            return target
+        gguf = embedded_gguf_path()
+        if progress:
+            progress("Preparing the embedded model (once)", 0.0)
+        with staged_dir(target) as tmp:
+            convert_gguf_to_hf(gguf, tmp)
     if progress:
         progress("Embedded model ready", 1.0)
     return target
