@@ -104,3 +104,36 @@ def _read_lines(path: str) -> list[str]:
         return Path(path).read_text().splitlines()
     except OSError:
         return []
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item):
+    """A window test that failed halfway can leave a question open at its teardown ("Save changes?", "Training is
+    running: stop and close?"); nobody answers it offscreen, so the whole run would wait forever. While the
+    windows close (pytest-qt closes them inside this wrapper), any such question is answered with Cancel, which
+    leaves that window open and the test's failure stands."""
+    import sys
+
+    app = None
+    if "PySide6.QtWidgets" in sys.modules:
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance()
+    if app is None:
+        return (yield)
+    from PySide6.QtCore import QTimer
+
+    def answer_open_question():
+        modal = QApplication.activeModalWidget()
+        if modal is not None:
+            modal.reject()
+
+    watchdog = QTimer(app)
+    watchdog.setInterval(200)
+    watchdog.timeout.connect(answer_open_question)
+    watchdog.start()
+    try:
+        return (yield)
+    finally:
+        watchdog.stop()
+        watchdog.deleteLater()
