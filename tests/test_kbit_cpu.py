@@ -185,6 +185,8 @@ def test_bitsandbytes_optimizers_train_a_qlora_run_on_the_cpu(tmp_path, tiny_mod
     assert final["type"] == "done", final
     state = torch.load(latest_checkpoint(run_dir) / "optimizer.pt", weights_only=True)["state"]
     # (bitsandbytes keeps fp32 state for tensors under 4096 values: the narrow k/v adapters here)
-    assert OPTIMIZER_STATE[optimizer] in {s["state1"].dtype for s in state.values()}
+    # newer bitsandbytes keep the quantized state under one key of its own in the saved state
+    kept = [s.get("__bnb_optimizer_quant_state__", s) for s in state.values()]
+    assert OPTIMIZER_STATE[optimizer] in {s["state1"].dtype for s in kept}
     losses = [e["loss"] for e in read_events(run_dir / "events.jsonl") if e["type"] == "metrics"]
     assert len(losses) == 2 and losses[1] < losses[0]
