@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem,
+from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem,
                                QMainWindow, QMessageBox, QStackedWidget, QWidget)
 
 from studio import paths, units
@@ -64,6 +64,14 @@ class MainWindow(QMainWindow):
         self.studio.changed.connect(self._update_title)
         self.studio.dirty_changed.connect(self._update_title)
         self.studio.gpu_detected.connect(self._show_gpu)
+        self.studio.view_changed.connect(self._show_view)
+        # Expert settings are one click away: this switch sits in the status bar of every page.
+        self.view_switch = QCheckBox("Expert view")
+        self.view_switch.setToolTip("Show every setting with its technical name. Simple view shows the choices "
+                                    "that matter and decides the rest for you.")
+        self.view_switch.setChecked(self.studio.expert)
+        self.view_switch.toggled.connect(self.studio.set_expert)
+        self.statusBar().addPermanentWidget(self.view_switch)
         NOTICES.failure.connect(self._show_failure)
         self.studio.load(project)
         self.stages.setCurrentRow(0)
@@ -102,6 +110,10 @@ class MainWindow(QMainWindow):
             self._add_action(view_menu, page.title, QKeySequence(f"Ctrl+{row + 1}"),
                              lambda checked=False, r=row: self.stages.setCurrentRow(r))
         view_menu.addSeparator()
+        self.expert_action = self._add_action(view_menu, "&Expert view (every setting, technical names)",
+                                              QKeySequence("Ctrl+E"), self.studio.set_expert)
+        self.expert_action.setCheckable(True)
+        self.expert_action.setChecked(self.studio.expert)
         theme_menu = view_menu.addMenu("&Theme")
         for name in theme.THEMES:
             self._add_action(theme_menu, name.capitalize(), None, lambda checked=False, n=name: theme.apply(n))
@@ -209,6 +221,11 @@ class MainWindow(QMainWindow):
             return detect_gpu()
 
         self._gpu_task = Task(work, self, on_success=self.studio.set_gpu).start()
+
+    def _show_view(self, expert: bool) -> None:
+        for control in (self.view_switch, self.expert_action):
+            if control.isChecked() != expert:
+                control.setChecked(expert)
 
     def _show_failure(self, message: str) -> None:
         self.statusBar().showMessage(message, 15_000)

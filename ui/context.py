@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from studio.errors import StudioError
 from studio.plan import Estimate, GpuInfo, Verdict
 from studio.project import Project
+from ui import view_mode
 from ui.widgets import plan_gpu
 
 EVERYTHING = frozenset({"*"})  # the keys of a `changed` that replaced the whole project (New / Open)
@@ -43,6 +44,7 @@ class Studio(QObject):
     run_changed = Signal(object)  # Path of the current run (started, finished, or picked); Test/Export use it
     busy_changed = Signal(bool)  # training or exporting: pages lock what must not change meanwhile
     readiness_changed = Signal()  # a page's ready mark may have changed
+    view_changed = Signal(bool)  # Simple (False) or Expert (True) view: pages show or hide their expert settings
 
     def __init__(self, project: Project):
         super().__init__()
@@ -54,6 +56,15 @@ class Studio(QObject):
         self.run_dir: Path | None = None
         self.dirty = False
         self.busy = False
+        self.expert = view_mode.saved_mode() == view_mode.EXPERT
+
+    # --- the view -------------------------------------------------------------------------------------
+    def set_expert(self, expert: bool) -> None:
+        """Show every setting with its technical name (True) or the plain Simple view (False)."""
+        view_mode.save_mode(view_mode.EXPERT if expert else view_mode.SIMPLE)
+        if expert != self.expert:
+            self.expert = expert
+            self.view_changed.emit(expert)
 
     # --- the project ----------------------------------------------------------------------------------
     def apply(self, changes: dict) -> str:
