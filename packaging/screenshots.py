@@ -1,8 +1,9 @@
 """Screenshots of every page of the real window, with real content, into docs/screenshots/.
 
 It trains the embedded model on the pirate sample for a few steps, exports it, then opens the window on that
-project, asks the Test page a held-out question, and grabs each page (light theme; the Method page in dark too).
-Run: python packaging/screenshots.py   (offscreen: needs no display; about 3 minutes on 2 CPU cores)"""
+project at 1366x768 (a common laptop screen), asks the Test page a held-out question, and grabs each page in
+both views (Simple, the default, and Expert) and both themes: `<n>-<page>-<simple|expert>[-dark].png`.
+Run: python packaging/screenshots.py   (offscreen: needs no display; about 5 minutes on 2 CPU cores)"""
 import os
 import sys
 import tempfile
@@ -47,25 +48,30 @@ def main() -> None:
     export_run(run_dir, ["f16", "q8_0"])
 
     app = QApplication([])
-    theme.apply("light")
+    app.setOrganizationName("Fine-Tune Studio screenshots")  # the views chosen here stay out of the user's settings
     window = MainWindow(project)
-    window.resize(1280, 820)
+    window.resize(1366, 768)
     window.show()
-    for row, page in enumerate(window.page_list):
-        window.stages.setCurrentRow(row)
-        if isinstance(page, TestPage):
-            wait_until(app, lambda: len(page.examples) > 0 and not page.generating)
-            page._example_clicked(page.held_out.item(0))  # as a click on the first held-out example
-            wait_until(app, lambda: not page.generating)
-        settle(app)
-        window.grab().save(str(OUT / f"{row + 1}-{page.title.lower()}.png"))
-    window.stages.setCurrentRow(2)
-    theme.apply("dark")
-    settle(app)
-    window.grab().save(str(OUT / "3-method-dark.png"))
+    saved, asked = 0, False
+    for dark in (False, True):
+        theme.apply("dark" if dark else "light")
+        for expert in (False, True):
+            window.studio.set_expert(expert)
+            for row, page in enumerate(window.page_list):
+                window.stages.setCurrentRow(row)
+                if isinstance(page, TestPage) and not asked:
+                    wait_until(app, lambda: len(page.examples) > 0 and not page.generating)
+                    page._example_clicked(page.held_out.item(0))  # as a click on the first held-out example
+                    wait_until(app, lambda: not page.generating)
+                    asked = True
+                settle(app, 3.0 if saved < len(window.page_list) else 0.5)
+                view = "expert" if expert else "simple"
+                name = f"{row + 1}-{page.title.lower()}-{view}{'-dark' if dark else ''}.png"
+                window.grab().save(str(OUT / name))
+                saved += 1
     window.studio.dirty = False
     window.close()
-    print(f"saved {len(window.page_list) + 1} screenshots to {OUT}")
+    print(f"saved {saved} screenshots of {window.width()}x{window.height()} to {OUT}")
 
 
 def settle(app: QApplication, seconds: float = 3.0) -> None:
