@@ -384,7 +384,8 @@ class MethodPage(Page):
             simple = SIMPLE_METHODS.get(name)
             label, hint = (facts.label, first_sentence(facts.advice)) if expert or simple is None else simple
             if facts.quantized_base and no_gpu:  # bitsandbytes quantization: fast on NVIDIA GPUs, slow on a CPU
-                hint += f" {CPU_METHOD_SUFFIX.strip('()')}."
+                note = CPU_METHOD_SUFFIX.strip("()")
+                hint += f" {note[0].upper()}{note[1:]}."
             self.method_buttons[name].setText(label)
             self.method_hints[name].setText(hint)
             shown = expert or simple is not None or name == current
