@@ -7,9 +7,16 @@ import json
 
 import pytest
 from PySide6.QtCore import QCoreApplication
-from PySide6.QtWidgets import QLabel, QAbstractButton
+from PySide6.QtWidgets import QAbstractButton, QLabel
 
-from studio.plan import cpu_verdict, estimate, planned_gpu, start_question, suggest_fixes, verdict
+from studio.plan import (
+    cpu_verdict,
+    estimate,
+    planned_gpu,
+    start_question,
+    suggest_fixes,
+    verdict,
+)
 from studio.plan.gpu import detect_gpu
 from studio.project import Project
 
@@ -344,3 +351,21 @@ def test_simple_view_still_shows_a_method_it_does_not_offer(window, qtbot):
     assert not page.method_buttons["lora8bit"].isVisibleTo(page)
     page.method_buttons["lora"].setChecked(True)
     assert win.studio.project.method.method == "lora" and not page.method_buttons["dora"].isVisibleTo(page)
+
+
+def test_simple_view_offers_the_memory_fixes_in_plain_words(window, qtbot):
+    from ui.pages.method import MethodPage
+
+    project = Project(name="plainfix")
+    project.model.name = "Qwen/Qwen2.5-1.5B-Instruct"
+    project.train.batch_size, project.train.max_seq_len = 16, 2048
+    win = window(project)
+    win.studio.set_planned_size("8")
+    win.go_to(MethodPage)
+    page = win.page(MethodPage)
+    assert page.verdict.status == "does_not_fit" and page.panel.fix_buttons
+    words = _visible_words(page)
+    assert not [term for term in JARGON if term.lower() in words]
+    assert "recompute instead of remembering" in words
+    win.studio.set_expert(True)
+    assert "gradient checkpointing" in _visible_words(page)

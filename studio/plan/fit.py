@@ -20,6 +20,7 @@ class Fix:
     label: str
     change: dict  # project settings to change, keyed like the project file: {"train.batch_size": 2}
     new_total_bytes: int
+    plain: str = ""  # the Simple view's words for it ("" : the label is plain already)
 
 
 @dataclass
@@ -101,6 +102,7 @@ class FixKind:
     how: str  # the words after an out-of-memory error, filled in with the values of the mildest step
     steps: Callable[[PlanSettings], list[dict]]  # from the mildest to the strongest; [] when it does not apply
     saves_ram: bool = True  # False: it helps GPU memory only (it moves memory into RAM, or needs a GPU format)
+    plain: str = ""  # the Simple view's words, without the technical name
 
 
 def _lean_loss(s: PlanSettings) -> list[dict]:
@@ -155,23 +157,30 @@ def _lower_rank(s: PlanSettings) -> list[dict]:
 # make the estimate fit; an out-of-memory error or a worker the system killed offers the first that applies.
 MEMORY_FIXES = (
     FixKind("Chunked loss (never holds the whole batch's logits; same result)",
-            "turn on the chunked loss (the same result, without holding all the logits at once)", _lean_loss),
+            "turn on the chunked loss (the same result, without holding all the logits at once)", _lean_loss,
+            plain="Work out the score in pieces (same result, less memory)"),
     FixKind("Turn on gradient checkpointing (about 30 % slower, same result)",
-            "turn on gradient checkpointing (about 30% slower)", _checkpointing),
+            "turn on gradient checkpointing (about 30% slower)", _checkpointing,
+            plain="Recompute instead of remembering (about 30 % slower, same result)"),
     FixKind("Keep checkpointed activations in CPU memory (a little slower than checkpointing alone)",
             "keep the checkpointed activations in CPU memory (offload checkpoints; a little slower)", _offload,
-            saves_ram=False),
+            saves_ram=False, plain="Keep some of the work in the computer's memory instead (a little slower)"),
     FixKind("Smaller batch with more gradient accumulation (same effective batch, a little slower)",
             "lower the batch size to {batch_size} and raise gradient accumulation to {grad_accumulation} (same "
-            "effective batch, less memory)", _smaller_batch),
+            "effective batch, less memory)", _smaller_batch,
+            plain="Fewer examples at a time (same result, a little slower)"),
     FixKind("8-bit AdamW optimizer (quality about the same)",
-            "use the 8-bit AdamW optimizer (quality about the same)", _eight_bit_optimizer, saves_ram=False),
+            "use the 8-bit AdamW optimizer (quality about the same)", _eight_bit_optimizer, saves_ram=False,
+            plain="Keep the training's running totals in less memory (quality about the same)"),
     FixKind("Shorter cutoff (longer examples are cut; check how many in the data statistics)",
-            "shorten the sequence-length cutoff to {max_seq_len} tokens", _shorter_cutoff),
+            "shorten the sequence-length cutoff to {max_seq_len} tokens", _shorter_cutoff,
+            plain="Cut examples shorter (longer examples lose their end)"),
     FixKind("QLoRA: 4-bit base model (30-50 % slower, slightly lower quality)",
-            "switch to QLoRA, which stores the model in 4 bits", _qlora, saves_ram=False),
+            "switch to QLoRA, which stores the model in 4 bits", _qlora, saves_ram=False,
+            plain="Smallest memory (QLoRA): the model squeezed to 4 bits (slower, slightly lower quality)"),
     FixKind("Lower LoRA rank (fewer trainable values; may learn less)",
-            "lower the LoRA rank to {rank} (fewer trainable values; it may learn less)", _lower_rank),
+            "lower the LoRA rank to {rank} (fewer trainable values; it may learn less)", _lower_rank,
+            plain="A smaller add-on (it may learn less)"),
 )
 
 
@@ -185,6 +194,7 @@ def suggest_fixes(est: Estimate, free_bytes: int, ram: bool = False) -> list[Fix
     budget = FITS * free_bytes
     base: dict = {}
     base_names: list[str] = []
+    base_plain: list[str] = []
     fixes: list[Fix] = []
     for kind in MEMORY_FIXES:
         if ram and not kind.saves_ram:
@@ -194,12 +204,14 @@ def suggest_fixes(est: Estimate, free_bytes: int, ram: bool = False) -> list[Fix
             change = {**base, **step}
             total = same_kind(est, est.settings.with_changes(change)).total_bytes  # per GPU for a run on several
             if total <= budget:
-                fixes.append(Fix(_label(kind.label, base_names), change, total))
+                fixes.append(Fix(_label(kind.label, base_names), change, total,
+                                 _label(kind.plain, base_plain) if kind.plain else ""))
                 break
         else:
             if steps:
                 base.update(steps[-1])  # even the strongest step is not enough: build on it
                 base_names.append(_short(kind.label))
+                base_plain.append(_short(kind.plain or kind.label))
     return fixes
 
 

@@ -372,6 +372,8 @@ class MethodPage(Page):
         for hint in self.simple_hints.values():
             hint.setVisible(not expert)
         self._show_method_words()
+        self.panel.plain_words = not expert
+        self.show_plan()
 
     def _show_method_words(self) -> None:
         """The methods' names and one-line hints; Simple view shows the plain first-run choices, plus the

@@ -23,6 +23,7 @@ def set_role(label: QLabel, role: str) -> None:
 
 class VramPanel(QFrame):
     fix_chosen = Signal(dict)  # the settings change of the fix the user clicked
+    plain_words = True  # Simple view: the fixes' plain words (the page sets it on a view change)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -101,7 +102,7 @@ class VramPanel(QFrame):
 
     def _show_fixes(self, fixes) -> None:
         """Rows are reused and only rewritten when the fixes change, so a slider move does not relayout."""
-        shown = [(f.label, f.change, f.new_total_bytes) for f in fixes]
+        shown = [((f.plain or f.label) if self.plain_words else f.label, f.change, f.new_total_bytes) for f in fixes]
         if shown == self._shown_fixes:
             return
         self._shown_fixes = shown
@@ -111,7 +112,7 @@ class VramPanel(QFrame):
             row.setVisible(i < len(fixes))
             if i < len(fixes):
                 fix = fixes[i]
-                row.findChild(QLabel).setText(f"{fix.label}: {units.memory(fix.new_total_bytes)}")
+                row.findChild(QLabel).setText(f"{shown[i][0]}: {units.memory(fix.new_total_bytes)}")
                 button = self.fix_buttons[i]
                 button.setProperty("change_index", i)
                 button.setToolTip("Changes " + ", ".join(f"{k} to {v}" for k, v in fix.change.items()))
