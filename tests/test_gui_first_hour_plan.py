@@ -237,7 +237,7 @@ def test_a_cutoff_too_short_is_named_with_its_fix(window, qtbot, tmp_path, tiny_
     _wait_for_data(qtbot, page)
     assert page.findings.report.usable_rows == 12 and page.findings.usable_rows(win.studio.project) == 0
     assert "cutoff of 16 tokens" in page.cutoff_problem.text() and page.cutoff_problem.isVisible()
-    assert page.readiness() == (False, "cutoff too short: no answer fits")
+    assert page.readiness() == (False, "cutoff too short")
     assert "cutoff too short" in win.stages.item(1).text()
     # Start would fail the same way, and its sentence names the cutoff and the fix
     with pytest.raises(DataError, match=r"cutoff of 16 tokens .* Raise the cutoff to \d+"):
@@ -269,6 +269,14 @@ def test_a_deleted_data_file_is_noticed_when_the_page_is_shown_again(window, qtb
     assert "qa.jsonl" in page.summary.text() and "does not exist" in page.summary.text()
     assert "Choose the file again" in page.summary.text() and page.preview.rowCount() == 0
     assert page.readiness() == (False, "cannot be read") and "cannot be read" in win.stages.item(1).text()
+    # the file is put back while the user is in another program: coming back to the app reads it again
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    _qa_file(tmp_path, rows=7)
+    QApplication.instance().applicationStateChanged.emit(Qt.ApplicationState.ApplicationActive)
+    qtbot.waitUntil(lambda: page.findings is not None and page.task is None, timeout=60_000)
+    assert page.readiness() == (True, "7 rows, messages") and "7 rows" in win.stages.item(1).text()
 
 
 def test_preview_numbers_rows_as_the_problem_list_and_shows_an_alpaca_input(window, qtbot, tmp_path, tiny_model_dir):

@@ -514,7 +514,8 @@ class DataPage(Page):
         usable = self.findings.usable_rows(self.project)
         summary = report.summary()
         if usable != report.usable_rows:
-            summary += f" Under the current cutoff {usable:,} can be trained on."
+            summary += f" Under the current cutoff, {usable:,} can be trained on." if usable else \
+                " Under the current cutoff, none can be trained on."
         self.summary.setText(summary)
         self.studio.readiness_changed.emit()
 
@@ -552,7 +553,7 @@ class DataPage(Page):
         if not report.usable:
             return False, "no usable rows"
         if self.findings.usable_rows(self.project) == 0:
-            return False, "cutoff too short: no answer fits"
+            return False, "cutoff too short"
         if report.problem_count and not data.skip_bad_rows:
             return False, f"{report.problem_count} bad rows: training would stop"
         return True, f"{self.findings.usable_rows(self.project):,} {report.rows_word}, {report.format}"
