@@ -167,7 +167,8 @@ def test_start_asks_before_a_run_that_does_not_fit(window, qtbot, monkeypatch):
 
 @pytest.mark.parametrize("size", [(1366, 768), (1280, 800)])
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_method_page_reads_fully_at_the_default_sizes(window, qtbot, size, theme):
+@pytest.mark.parametrize("expert", [False, True])
+def test_method_page_reads_fully_at_the_default_sizes(window, qtbot, size, theme, expert):
     from PySide6.QtWidgets import QApplication
 
     import ui.theme
@@ -175,7 +176,7 @@ def test_method_page_reads_fully_at_the_default_sizes(window, qtbot, size, theme
 
     ui.theme.apply(theme)
     try:
-        win = window(Project(name="sizes"), size=size, expert=True)  # Expert: every setting, the widest page
+        win = window(Project(name="sizes"), size=size, expert=expert)
         win.go_to(MethodPage)
         page = win.page(MethodPage)
         QApplication.processEvents()
@@ -187,8 +188,9 @@ def test_method_page_reads_fully_at_the_default_sizes(window, qtbot, size, theme
         for button in page.settings_panel.findChildren(QAbstractButton):
             if button.isVisible() and button.text():
                 assert button.sizeHint().width() <= button.width() + 1, f"{button.text()!r} is cut"
-        page.optimizer.setFocus()
-        page.scroll.ensureWidgetVisible(page.optimizer)
+        field = page.optimizer if expert else page.cutoff  # the field furthest right and down of each view
+        field.setFocus()
+        page.scroll.ensureWidgetVisible(field)
         QApplication.processEvents()
         assert page.scroll.horizontalScrollBar().value() == 0  # focusing a field never shifts the page sideways
     finally:
