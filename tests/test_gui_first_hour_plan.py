@@ -44,6 +44,24 @@ def test_cpu_verdict_judges_ram_and_time_and_names_sensible_models():
     assert verdict(big, planned_gpu(80)).on_cpu is False
 
 
+def test_ram_and_the_rough_step_time_follow_this_computer_and_the_settings():
+    import os
+
+    from studio.plan import PlanSettings, ram_bytes
+    from studio.plan.cpu import seconds_per_step
+
+    total, available = ram_bytes()
+    assert 0 < available <= total
+    if hasattr(os, "sysconf"):
+        assert total == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    lora = PlanSettings(method="lora", batch_size=4, max_seq_len=512)
+    base = seconds_per_step(1e8, lora, cores=4)
+    assert seconds_per_step(1e8, lora, cores=8) == pytest.approx(base / 2)  # more cores, faster
+    assert seconds_per_step(1e8, lora.with_changes({"max_seq_len": 1024}), cores=4) == pytest.approx(2 * base)
+    assert seconds_per_step(1e8, lora.with_changes({"method": "qlora"}), cores=4) > 3 * base  # unpacked each step
+    assert seconds_per_step(1e8, lora.with_changes({"method": "full"}), cores=4) > base  # weight gradients too
+
+
 def test_a_fix_built_on_changes_that_do_not_fit_alone_names_them():
     from studio.catalog import find
 

@@ -23,19 +23,38 @@ SENSIBLE_WORDS = ("On a CPU, small models (up to about 0.5B parameters, such as 
 
 
 def ram_bytes() -> tuple[int, int]:
-    """(total, available) RAM of this computer; available counts what the system can free (the page cache)."""
-    total = available = 0
-    try:
+    """(total, available) RAM of this computer; available counts what the system can free (the page cache).
+    (0, 0) where neither can be read: the verdict then speaks of the need alone."""
+    try:  # Linux
         with open("/proc/meminfo", encoding="ascii") as info:
             fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in info if ":" in line}
-        total, available = fields.get("MemTotal", 0), fields.get("MemAvailable", fields.get("MemFree", 0))
+        return fields.get("MemTotal", 0), fields.get("MemAvailable", fields.get("MemFree", 0))
     except (OSError, ValueError, IndexError):
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-            available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            pass
-    return total, available
+        pass
+    if os.name == "nt":
+        return _windows_ram()
+    total = available = 0
+    try:  # macOS and other Unixes; the available pages are not known everywhere
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    return total, available or total
+
+
+def _windows_ram() -> tuple[int, int]:
+    import ctypes
+
+    class MemoryStatus(ctypes.Structure):
+        _fields_ = [("length", ctypes.c_ulong), ("load", ctypes.c_ulong), ("total", ctypes.c_ulonglong),
+                    ("available", ctypes.c_ulonglong), ("page_total", ctypes.c_ulonglong),
+                    ("page_available", ctypes.c_ulonglong), ("virtual_total", ctypes.c_ulonglong),
+                    ("virtual_available", ctypes.c_ulonglong), ("extended", ctypes.c_ulonglong)]
+
+    status = MemoryStatus(length=ctypes.sizeof(MemoryStatus))
+    if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+        return 0, 0
+    return int(status.total), int(status.available)
 
 
 def this_cpu(ram: tuple[int, int] | None = None) -> GpuInfo:
