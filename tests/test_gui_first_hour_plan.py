@@ -151,7 +151,7 @@ def test_without_a_gpu_the_method_and_model_pages_judge_this_computer(window, qt
     assert page.panel.plan_for.currentText().startswith("This computer (CPU")
     assert page.verdict.on_cpu and "trains on the CPU" in page.panel.verdict_label.text()
     assert "RAM" in page.panel.heading.text() and "24 GB" not in page.panel.verdict_label.text()
-    assert "a training step" in page.panel.verdict_label.text()
+    assert "per 1,000 tokens trained" in page.panel.verdict_label.text()
     win.go_to(ModelPage)
     model = win.page(ModelPage)
     marks = {m.name: model.table.item(row, 6).text() for row, m in enumerate(model.models)}

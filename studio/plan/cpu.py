@@ -123,9 +123,11 @@ def judge_on_cpu(est, ram: tuple[int, int] | None = None, cores: int | None = No
     ram_words = (f"about {units.memory(need)} of RAM needed, {units.memory(available)} available of "
                  f"{units.memory(total)}" if available else f"about {units.memory(need)} of RAM needed")
     cores_here = cores or os.cpu_count() or 1
-    time_words = (f"Roughly {duration_words(step)} a training step (a rough guess from the model's size and "
-                  f"{cores_here} CPU cores, with {s.batch_size * s.grad_accumulation} examples of up to "
-                  f"{s.max_seq_len} tokens a step; shorter examples are faster).")
+    tokens = s.batch_size * s.grad_accumulation * s.max_seq_len
+    time_words = (f"Roughly {duration_words(step * 1000 / tokens)} per 1,000 tokens trained (a rough guess from "
+                  f"the model's size and {cores_here} CPU cores): up to {duration_words(step)} a step when its "
+                  f"{s.batch_size * s.grad_accumulation} examples fill the {s.max_seq_len}-token cutoff; short "
+                  "examples are much faster.")
     parts = [f"{head}: {ram_words}.", time_words]
     if est.params_total > SENSIBLE_PARAMS:
         parts.append(f"This model ({units.parameters(est.params_total)} parameters) is too big to train sensibly "
