@@ -22,6 +22,7 @@ from studio.vocabulary import METHODS, OPTIMIZERS, QUANT_TYPES, ROW_FORMATS
 DATA_FORMATS = ("auto", *ROW_FORMATS)
 SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+MAX_SEQ_LEN = (16, 1_048_576)  # the cutoff a project may hold, in tokens: the Method page offers this range
 EMBEDDED_MODEL = "embedded:SmolLM2-135M-Instruct"
 
 
@@ -166,7 +167,7 @@ class Project:
         _check_range("train.warmup_ratio", self.train.warmup_ratio, 0.0, 0.5)
         _check_range("train.batch_size", self.train.batch_size, 1, 4096)
         _check_range("train.grad_accumulation", self.train.grad_accumulation, 1, 4096)
-        _check_range("train.max_seq_len", self.train.max_seq_len, 16, 1_048_576)
+        _check_range("train.max_seq_len", self.train.max_seq_len, *MAX_SEQ_LEN)
         _check_range("data.eval_fraction", self.data.eval_fraction, 0.0, 0.5)
         _check_range("train.weight_decay", self.train.weight_decay, 0.0, 1.0)
         _check_range("train.seed", self.train.seed, 0, 2**32 - 1)

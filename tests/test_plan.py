@@ -211,7 +211,8 @@ def test_verdict_and_fixes():
     cfg = QWEN_05B
     s = PlanSettings(method="lora", batch_size=8, max_seq_len=1024)
     e = estimate(cfg, s)
-    assert verdict(e, GpuInfo(False, sentence="No CUDA GPU.")).status == "no_gpu"
+    on_cpu = verdict(e, GpuInfo(False, "this computer's CPU", 64 * 1024**3, 60 * 1024**3, "No CUDA GPU."))
+    assert on_cpu.on_cpu and on_cpu.status == "fits" and "RAM" in on_cpu.sentence  # judged by RAM, not a GPU
     assert verdict(e, gpu_from_numbers("big", e.total_bytes * 2)).status == "fits"
     assert verdict(e, gpu_from_numbers("edge", int(e.total_bytes / 0.95))).status == "tight"
     small = gpu_from_numbers("small", int(e.total_bytes * 0.7))
@@ -242,7 +243,8 @@ def test_gpu_functions_on_this_machine():
     if torch.cuda.is_available():
         pytest.skip("this test checks the CPU answers")
     assert measured_peak() is None
-    assert "No CUDA GPU" in verdict(estimate(CONFIGS["llama"], {}), __import__("studio.plan").plan.detect_gpu()).sentence
+    on_cpu = verdict(estimate(CONFIGS["llama"], {}), __import__("studio.plan").plan.detect_gpu())
+    assert on_cpu.on_cpu and "no NVIDIA GPU, so it trains on the CPU" in on_cpu.sentence and "RAM" in on_cpu.sentence
 
 
 def test_advice_texts():

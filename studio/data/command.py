@@ -100,7 +100,7 @@ def _print_text(report, stats) -> None:
         print(f"Tokens: {stats.examples} examples, longest {stats.longest}, mean {stats.mean:.0f}, "
               f"{stats.total_tokens} in all; {stats.truncated} cut at {stats.max_seq_len} "
               f"(losing {stats.tokens_lost} tokens)")
-        for problem in stats.problems:
+        for problem in stats.problems_at(stats.max_seq_len):
             print(f"  {problem.message}")
         suggested = stats.suggested_cutoff(stats.max_seq_len)
         if suggested:

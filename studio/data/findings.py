@@ -20,10 +20,32 @@ class Findings:
     tokenizer: object | None
     token_note: str  # why there are no token counts, when there are none
 
+    def usable_rows(self, project) -> int:
+        """The rows training can use under the project's cutoff: readable rows, less those whose answer starts
+        after the cutoff (nothing left to learn; training skips them)."""
+        if self.stats is None:
+            return self.report.usable_rows
+        return max(0, self.report.usable_rows - len(self.stats.no_answer_rows(project.train.max_seq_len)))
+
+    def cutoff_problem(self, project) -> tuple[str, int | None]:
+        """(a sentence naming the cutoff and what it costs, the cutoff to use instead) when the cutoff leaves
+        examples without an answer; ("", None) when it does not."""
+        if self.stats is None:
+            return "", None
+        cutoff = project.train.max_seq_len
+        lost = len(self.stats.no_answer_rows(cutoff))
+        if not lost:
+            return "", None
+        better = self.stats.cutoff_keeping_all()
+        share = "every example" if lost == self.stats.examples else f"{lost:,} of {self.stats.examples:,} examples"
+        return (f"The cutoff of {cutoff:,} tokens (Method page, \"Cutoff\"; train.max_seq_len) is too short: in "
+                f"{share} the answer starts after it, so there is nothing left to learn and training skips "
+                f"{'them' if lost > 1 else 'it'}. A cutoff of {better:,} tokens keeps every example whole."), better
+
     def split(self, project) -> tuple[int, int]:
         """(training examples, held-out examples) as training will split the usable rows."""
-        usable = self.report.usable_rows - (self.report.duplicates if project.data.drop_duplicates else 0)
-        train, held = split_rows(range(usable), project.data.eval_fraction, seed=project.train.seed)
+        usable = self.usable_rows(project) - (self.report.duplicates if project.data.drop_duplicates else 0)
+        train, held = split_rows(range(max(0, usable)), project.data.eval_fraction, seed=project.train.seed)
         return len(train), len(held)
 
 

@@ -54,6 +54,7 @@ def prepare_dataset(project, tokenizer, progress: Progress | None = None,
     rows, eval_rows, train_src, eval_src = read_split(project, out.skipped, progress, cancel)
 
     total = max(1, len(rows) + len(eval_rows))
+    longest_cut = 0  # the longest example the cutoff left without an answer: the cutoff that would keep it
     for target, source, src in ((out.train, rows, train_src), (out.eval, eval_rows, eval_src)):
         for row in source:
             if cancel and cancel():
@@ -69,12 +70,20 @@ def prepare_dataset(project, tokenizer, progress: Progress | None = None,
             if all(label == IGNORE for e in examples for label in e.labels):
                 out.skipped.append((row.number, f"{where}: the answer starts after the {max_len}-token cutoff, "
                                                 "so nothing is left to learn."))
+                longest_cut = max(longest_cut, _full_length(tokenizer, row, settings))
                 continue
             target.extend(examples)
             done = len(out.train) + len(out.eval)
             if progress and done % 200 == 0:
                 progress("Tokenizing", done / total)
     if not out.train:
+        if longest_cut:
+            from studio.data.stats import CUTOFF_STEP
+
+            better = max(CUTOFF_STEP, -(-longest_cut // CUTOFF_STEP) * CUTOFF_STEP)
+            raise DataError(f"No usable training example in {settings.train_file}: the cutoff of {max_len} tokens "
+                            f"(train.max_seq_len, \"Cutoff\" on the Method page) is too short, every answer starts "
+                            f"after it. Raise the cutoff to {better} tokens (the Data page offers it).")
         raise DataError(f"No usable training example in {settings.train_file}.")
     cache.save(key, out.train, out.eval, out.skipped)
     if progress:
@@ -133,6 +142,14 @@ def _drop_duplicates(rows: list[Row], seen: set[int], skipped: list, source) -> 
             seen.add(mark)
             kept.append(row)
     return kept
+
+
+def _full_length(tokenizer, row: Row, settings) -> int:
+    """An example's length in tokens before any cutoff."""
+    try:
+        return sum(len(e.input_ids) for e in _tokenize(tokenizer, row, settings, 1 << 30))
+    except TemplateError:
+        return 0
 
 
 def _tokenize(tokenizer, row: Row, settings, max_len: int) -> list[Example]:

@@ -25,7 +25,10 @@ class TokenStats:
     tokens_lost: int = 0  # tokens those conversations lose
     split_documents: int = 0  # plain-text documents longer than the cutoff, split into windows (nothing lost)
     total_tokens: int = 0  # tokens the model sees, after the cut
-    problems: list[Problem] = field(default_factory=list)  # rows the template cannot render, or left empty
+    problems: list[Problem] = field(default_factory=list)  # rows the template cannot render
+    answer_starts: array = field(default_factory=lambda: array("q"))  # first trained token of each example
+    name: str = "the dataset"  # the file, as problems name it
+    unit: str = "row"
 
     @property
     def examples(self) -> int:
@@ -43,17 +46,33 @@ class TokenStats:
         """The lengths of the examples a cutoff would cut (or, for plain text, split into windows)."""
         return [n for n in self.lengths if n > cutoff]
 
+    def no_answer_rows(self, cutoff: int) -> list[int]:
+        """The row numbers of the examples whose answer starts after `cutoff` tokens: nothing left to learn,
+        so training skips them."""
+        return [row for row, start in zip(self.rows, self.answer_starts) if start >= cutoff]
+
+    def problems_at(self, cutoff: int) -> list[Problem]:
+        """The rows the template cannot render, and those a cutoff leaves without an answer."""
+        return self.problems + [Problem(row, f"{self.name}, {self.unit} {row}: the answer starts after the "
+                                             f"{cutoff}-token cutoff, so nothing is left to learn.")
+                                for row in self.no_answer_rows(cutoff)]
+
+    def cutoff_keeping_all(self) -> int:
+        """A cutoff just above the longest example (a multiple of CUTOFF_STEP): nothing is cut."""
+        return max(CUTOFF_STEP, -(-self.longest // CUTOFF_STEP) * CUTOFF_STEP)
+
     def suggested_cutoff(self, cutoff: int) -> int | None:
         """A cutoff just above the longest example, when it is well below `cutoff` (at most two thirds of it):
         less activation memory, and nothing is cut. None when the cutoff is about right already."""
-        suggested = max(CUTOFF_STEP, -(-self.longest // CUTOFF_STEP) * CUTOFF_STEP)
+        suggested = self.cutoff_keeping_all()
         return suggested if suggested * 1.5 <= cutoff else None
 
     def to_dict(self) -> dict:
         return {"max_seq_len": self.max_seq_len, "examples": self.examples, "longest": self.longest,
                 "mean": round(self.mean, 1), "truncated": self.truncated, "tokens_lost": self.tokens_lost,
                 "split_documents": self.split_documents, "total_tokens": self.total_tokens,
-                "histogram": self.histogram, "problems": [p.__dict__ for p in self.problems]}
+                "histogram": self.histogram,
+                "problems": [p.__dict__ for p in self.problems_at(self.max_seq_len)]}
 
 
 def token_stats(rows: Iterable[Row], tokenizer, max_seq_len: int, train_on: str = "assistant",
@@ -61,7 +80,7 @@ def token_stats(rows: Iterable[Row], tokenizer, max_seq_len: int, train_on: str 
                 unit: str = "row", progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
                 total: int = 0) -> TokenStats:
     """Tokenize every usable row as training will, and count lengths and what the cutoff removes."""
-    stats = TokenStats(max_seq_len)
+    stats = TokenStats(max_seq_len, name=name, unit=unit)
     for count, row in enumerate(rows, start=1):
         if count % (EVERY // 10) == 0:
             if cancel and cancel():
@@ -76,6 +95,8 @@ def token_stats(rows: Iterable[Row], tokenizer, max_seq_len: int, train_on: str 
         n = len(ids)
         stats.rows.append(row.number)
         stats.lengths.append(n)
+        stats.answer_starts.append(0 if row.text is not None else
+                                   next((i for i, label in enumerate(labels) if label != IGNORE), n))
         if row.text is not None:
             stats.split_documents += n > max_seq_len
             stats.trained.append(n)
@@ -87,9 +108,6 @@ def token_stats(rows: Iterable[Row], tokenizer, max_seq_len: int, train_on: str 
         if n > max_seq_len:
             stats.truncated += 1
             stats.tokens_lost += n - max_seq_len
-            if kept == 0:
-                stats.problems.append(Problem(row.number, f"{name}, {unit} {row.number}: the answer starts after "
-                                              f"the {max_seq_len}-token cutoff, so nothing is left to learn."))
     stats.histogram = histogram(stats.lengths, max_seq_len)
     if progress:
         progress("Counting tokens", 1.0)

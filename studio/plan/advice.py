@@ -79,3 +79,25 @@ def method_advice(method: str) -> str:
 def advice(topic: str) -> str:
     """Advice on a topic of ADVICE: a setting ("rank", "cutoff", "batch", "seed", ...), "eval" or "merge"."""
     return ADVICE.get(topic, "")
+
+
+# The Simple view's words for the methods a first run needs: (plain label, one line). The other methods keep
+# their technical names and show in Expert view, or in Simple view when the project already uses one.
+SIMPLE_METHODS = {
+    "lora": ("Light (LoRA)", ("Trains a small add-on and leaves the model itself as it is: little memory, "
+                              "the best first choice.")),
+    "qlora": ("Smallest memory (QLoRA)", ("The same add-on on a copy of the model squeezed to 4 bits: fits a "
+                                          "model about three times bigger, trains somewhat slower.")),
+    "full": ("Every weight (full fine-tuning)", ("Changes the whole model: needs by far the most memory, so it "
+                                                 "suits small models.")),
+}
+
+# The Simple view's words for the few training settings it shows: (label, one line under it).
+SIMPLE_SETTINGS = {
+    "method.rank": ("How much it can learn:", ("Higher learns more but needs more memory; 16 suits style and "
+                                               "format, 32-64 new knowledge.")),
+    "train.epochs": ("How long to train (passes over your data):", ("1-3 is usual; more risks learning your "
+                                                                     "examples by heart.")),
+    "train.max_seq_len": ("Longest example (tokens):", ("Examples longer than this are cut; a token is a piece "
+                                                        "of a word. Shorter needs less memory.")),
+}

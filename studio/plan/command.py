@@ -63,7 +63,7 @@ def run(args) -> int:
             out["disk"], out["duration"] = finish[0].to_dict(), finish[1]
         print(json.dumps(out, indent=2))
         return 0
-    print(f"Estimated peak GPU memory: {units.memory(est.total_bytes, 2)}  ({units.parameters(est.params_total)} "
+    print(f"Estimated peak {'GPU memory' if gpu.available else 'memory'}: {units.memory(est.total_bytes, 2)}  ({units.parameters(est.params_total)} "
           f"parameters, {units.parameters(est.params_trainable)} trainable; peak during the {est.peak_phase})"
           + (f", per GPU of {est.gpus} ({est.strategy.upper()})" if isinstance(est, SharedEstimate) else ""))
     for key, value in est.breakdown.items():

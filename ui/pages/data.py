@@ -10,7 +10,7 @@ import copy
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout,
                                QGroupBox, QHBoxLayout, QHeaderView, QLabel, QListWidget, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 
@@ -25,6 +25,15 @@ from ui.widgets.token_view import TokenView
 # What the findings depend on: a change to one of these reads the file again; to the others below, only redraws.
 READ_FROM = ("data.train_file", "data.sheet", "data.format", "data.columns", "data.train_on", "data.system_prompt", "model.")
 DRAWN_FROM = ("train.max_seq_len", "train.seed", "data.eval_fraction", "data.drop_duplicates")
+
+
+def preview_question(text: str, head: int = 80) -> str:
+    """A question for the preview's one line: a long first paragraph (an Alpaca instruction many rows share)
+    is shortened so the row's own input after it stays in sight."""
+    first, sep, rest = text.partition("\n\n")
+    if sep and len(first) > head:
+        return first[:head].rstrip() + "…\n" + rest
+    return text
 
 
 class DataPage(Page):
@@ -57,7 +66,16 @@ class DataPage(Page):
         self.material = role_label("hint")  # what training on documents is, shown for documents only
         self.material.setWordWrap(True)
         self.material.setVisible(False)
+        self.cutoff_problem = role_label("bad")  # a cutoff that leaves examples without an answer, and its fix
+        self.cutoff_problem.setWordWrap(True)
+        self.cutoff_fix = QPushButton()
+        self.cutoff_fix.clicked.connect(self._use_cutoff_fix)
+        self._cutoff_fix_value: int | None = None
+        for widget in (self.cutoff_problem, self.cutoff_fix):
+            widget.hide()
         layout.addWidget(self.summary)
+        layout.addWidget(self.cutoff_problem)
+        layout.addWidget(self.cutoff_fix, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.evidence)
         layout.addWidget(self.material)
         body = QHBoxLayout()
@@ -66,6 +84,9 @@ class DataPage(Page):
         body.addWidget(self._build_options())
         layout.addLayout(body, 1)
         studio.busy_changed.connect(lambda busy: self.setEnabled(not busy))
+        self._read_stamp = None  # (mtime, size) of the file when it was read: a change means read it again
+        QApplication.instance().applicationStateChanged.connect(self._app_state_changed)
+        self.expert_only(self.evidence)
 
     # --- building ------------------------------------------------------------------------------------
     def _build_file_row(self) -> QHBoxLayout:
@@ -166,13 +187,15 @@ class DataPage(Page):
         self.split_label.setWordWrap(True)
         form.addRow("Rows with problems:", self.bad_rows)
         form.addRow(self.duplicates)
-        form.addRow("Train on:", self.train_on)
+        self.train_on_label = QLabel("Train on:")
+        form.addRow(self.train_on_label, self.train_on)
         form.addRow("Hold out for evaluation:", self.eval_percent)
         form.addRow(self.split_label)
         self.bad_rows.currentIndexChanged.connect(lambda: self._set("skip_bad_rows", self.bad_rows.currentData()))
         self.duplicates.toggled.connect(lambda on: self._set("drop_duplicates", on))
         self.train_on.currentIndexChanged.connect(lambda: self._set("train_on", self.train_on.currentData()))
         self.eval_percent.valueChanged.connect(lambda v: self._set("eval_fraction", round(v / 100, 4)))
+        self.expert_only(self.train_on_label, self.train_on)  # the answers only: right for nearly everyone
         return box
 
     # --- project -------------------------------------------------------------------------------------
@@ -221,9 +244,38 @@ class DataPage(Page):
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self.histogram  # noqa: B018 - build the chart now that the page is seen
+        self.check_file()
         if self._stale:
             self._stale = False
             self._show_cutoff_and_split()
+
+    def _app_state_changed(self, state) -> None:
+        if state == Qt.ApplicationState.ApplicationActive:  # back from another program: the file may be gone
+            self.check_file()
+
+    def _file_stamp(self):
+        """(modified time, size) of the local data file or folder; None for a Hub dataset; "missing" when gone."""
+        from studio.data.prepare import locate
+
+        train_file = self.project.data.train_file
+        if not train_file:
+            return None
+        location = locate(self.project, train_file)
+        path = Path(location)
+        if location == train_file and not path.is_absolute() and not path.exists():
+            return None  # a Hub dataset id
+        try:
+            info = path.stat()
+        except OSError:
+            return "missing"
+        return info.st_mtime_ns, info.st_size
+
+    def check_file(self) -> None:
+        """Read the file again when it was deleted or changed since it was read (one stat: no waiting)."""
+        if self._closed or self.task is not None or self._read_stamp is None:
+            return
+        if self._file_stamp() != self._read_stamp:
+            self.inspect()
 
     def use_file(self, path: Path) -> None:
         """Point the project at a data file: relative to the project's folder when it lies inside it."""
@@ -286,6 +338,7 @@ class DataPage(Page):
             return
         from studio.data.findings import inspect_project_data
 
+        self._read_stamp = self._file_stamp()
         project = copy.deepcopy(self.project)  # the Task reads a snapshot while the pages keep editing
         self.reading.start(Task(lambda progress, cancelled: inspect_project_data(project, progress, cancelled), self,
                                 needs_ml=True, on_progress=self._progressed, on_success=self._inspected,
@@ -360,12 +413,16 @@ class DataPage(Page):
         self.token_view.set_pieces([])
         self.split_label.setText("")
         self.tabs.setTabText(1, "Problems")
+        self.cutoff_problem.hide()
+        self.cutoff_fix.hide()
 
     # --- drawing -------------------------------------------------------------------------------------
     def _fill_preview(self, report) -> None:
         rows = report.preview
         texts = any(r.text is not None for r in rows)
-        where = "Where" if any(r.origin for r in rows) else "Row"  # "Examples, row 7", "manual.pdf, page 4"
+        # "Examples, row 7", "manual.pdf, page 4"; else the number the Problems list uses: a line of the file
+        # (a CSV's first example is on line 2, under its header), an item of a JSON list
+        where = "Where" if any(r.origin for r in rows) else report.unit.capitalize()
         headers = [where, "Text"] if texts else [where, "First question", "First answer", "Turns"]
         self.preview.setColumnCount(len(headers))
         self.preview.setHorizontalHeaderLabels(headers)
@@ -375,7 +432,7 @@ class DataPage(Page):
             if row.text is not None:
                 cells = [number, row.text]
             else:
-                user = next((m["content"] for m in row.messages if m["role"] == "user"), "")
+                user = preview_question(next((m["content"] for m in row.messages if m["role"] == "user"), ""))
                 answer = next((m["content"] for m in row.messages if m["role"] == "assistant"), "")
                 cells = [number, user, answer, str(len(row.messages))]
             for j, cell in enumerate(cells):
@@ -396,10 +453,10 @@ class DataPage(Page):
         if report.problem_count > len(report.problems):
             messages.append(f"… and {report.problem_count - len(report.problems)} more.")
         messages += report.duplicate_messages()
-        if stats is not None:
-            messages += [p.message for p in stats.problems]
+        found = stats.problems_at(self.project.train.max_seq_len) if stats is not None else []
+        messages += [p.message for p in found]
         self.problems.addItems(messages or ["No problems found: every row can be used."])
-        count = report.problem_count + (len(stats.problems) if stats is not None else 0)
+        count = report.problem_count + len(found)
         self.tabs.setTabText(1, f"Problems ({count})" if count else "Problems")
         self.duplicates.setText(f"Drop rows that repeat an earlier row ({report.duplicates} found)")
 
@@ -412,6 +469,9 @@ class DataPage(Page):
 
         report, stats = self.findings.report, self.findings.stats
         cutoff = self.project.train.max_seq_len
+        self._show_cutoff_problem()
+        if stats is not None:
+            self._fill_problems(report, stats)  # which rows the cutoff leaves without an answer
         train, held = self.findings.split(self.project)
         self.split_label.setText(f"{train:,} examples for training, {held:,} held out for evaluation."
                                  if held or self.project.data.eval_fraction == 0 else
@@ -442,6 +502,27 @@ class DataPage(Page):
         self.truncated = len(longer)
         self._show_example(cutoff)
 
+    def _show_cutoff_problem(self) -> None:
+        """Name the setting that makes examples unusable, with a button that changes it (studio's sentence)."""
+        sentence, better = self.findings.cutoff_problem(self.project)
+        self._cutoff_fix_value = better
+        self.cutoff_problem.setText(sentence)
+        self.cutoff_fix.setText(f"Use a cutoff of {better:,} tokens" if better else "")
+        self.cutoff_problem.setVisible(bool(sentence))
+        self.cutoff_fix.setVisible(bool(better))
+        report = self.findings.report
+        usable = self.findings.usable_rows(self.project)
+        summary = report.summary()
+        if usable != report.usable_rows:
+            summary += f" Under the current cutoff, {usable:,} can be trained on." if usable else \
+                " Under the current cutoff, none can be trained on."
+        self.summary.setText(summary)
+        self.studio.readiness_changed.emit()
+
+    def _use_cutoff_fix(self) -> None:
+        if self._cutoff_fix_value:
+            self._apply({"train.max_seq_len": self._cutoff_fix_value})  # the Method page's control follows
+
     def _use_suggested_cutoff(self) -> None:
         if self.suggested_cutoff:
             self._apply({"train.max_seq_len": self.suggested_cutoff})  # the Method page's control follows
@@ -471,6 +552,8 @@ class DataPage(Page):
         report = self.findings.report
         if not report.usable:
             return False, "no usable rows"
+        if self.findings.usable_rows(self.project) == 0:
+            return False, "cutoff too short"
         if report.problem_count and not data.skip_bad_rows:
             return False, f"{report.problem_count} bad rows: training would stop"
-        return True, f"{report.usable_rows:,} {report.rows_word}, {report.format}"
+        return True, f"{self.findings.usable_rows(self.project):,} {report.rows_word}, {report.format}"

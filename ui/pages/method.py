@@ -13,9 +13,9 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBo
 
 from studio.errors import StudioError
 from studio.plan import ADVICE, auto_fit
-from studio.plan.advice import CPU_METHOD_SUFFIX
+from studio.plan.advice import CPU_METHOD_SUFFIX, SIMPLE_METHODS, SIMPLE_SETTINGS
 from studio.presets import list_presets, preset_changes
-from studio.project import PRECISIONS, SCHEDULERS, TrainSettings
+from studio.project import MAX_SEQ_LEN, PRECISIONS, SCHEDULERS, TrainSettings
 from studio.vocabulary import METHODS, OPTIMIZERS
 from ui.pages import Page
 from ui.theme import role_label
@@ -23,9 +23,9 @@ from ui.widgets.sci_spin import ScientificSpinBox
 from ui.widgets.vram_panel import VramPanel, set_role
 
 # Words for trainer switches; a switch added to TrainSettings later still shows, named after its field.
-SWITCH_NAMES = {"packing": "Packing (no compute spent on padding)",
-                "lean_loss": "Chunked loss (never holds all the logits at once)",
-                "offload_checkpoints": "Offload checkpoints to CPU memory (with gradient checkpointing)"}
+SWITCH_NAMES = {"packing": "Packing (no time spent on padding)",
+                "lean_loss": "Chunked loss (less memory, same result)",
+                "offload_checkpoints": "Offload checkpoints to CPU memory"}
 EXPLICIT_TRAIN = {"epochs", "max_steps", "learning_rate", "lr_scheduler", "warmup_ratio", "weight_decay",
                   "batch_size", "grad_accumulation", "max_seq_len", "seed", "gradient_checkpointing", "optimizer",
                   "precision", "logging_steps", "eval_steps", "save_steps"}
@@ -40,6 +40,19 @@ def humanize(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
 
+class VerticalScroll(QScrollArea):
+    """Scrolls up and down only: the page is as wide as the view, so nothing is cut at the right and moving
+    the focus to a field (Qt scrolls it into view) never shifts the page sideways."""
+
+    def __init__(self, widget: QWidget):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the hints wrap instead
+        self.setWidget(widget)
+        self.horizontalScrollBar().valueChanged.connect(lambda value: value and self.horizontalScrollBar().setValue(0))
+
+
 class MethodPage(Page):
     title = "Method"
     icon = "method.svg"
@@ -48,6 +61,8 @@ class MethodPage(Page):
         super().__init__(studio)
         self._loading = False
         self.controls: dict[str, QWidget] = {}  # "train.batch_size" -> its control
+        self.labels: dict[str, QLabel] = {}  # "train.batch_size" -> the label beside it
+        self.simple_hints: dict[str, QLabel] = {}  # the Simple view's line under the few settings it shows
         layout = QHBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
         layout.setSpacing(16)
@@ -66,12 +81,8 @@ class MethodPage(Page):
         self.message.setWordWrap(True)
         column.addWidget(self.message)
         column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the hints wrap instead
-        scroll.setWidget(self.settings_panel)
-        layout.addWidget(scroll, 1)
+        self.scroll = VerticalScroll(self.settings_panel)
+        layout.addWidget(self.scroll, 1)
         self.panel = VramPanel()
         self.panel.plan_for.changed.connect(studio.set_planned_size)
         self.panel.fix_chosen.connect(self.apply_fix)
@@ -83,6 +94,9 @@ class MethodPage(Page):
         studio.plan_changed.connect(self.show_plan)
         studio.gpu_detected.connect(self._gpu_detected)
         studio.busy_changed.connect(self._busy)
+        # the parts of the memory picture only an expert reads (CUDA context, allocator, the assumptions)
+        self.expert_only(self.panel.legend, self.panel.assumptions, self.panel.auto_fit_button)
+        self.view_changed(studio.expert)
 
     def _busy(self, busy: bool) -> None:
         """While training or exporting, nothing here may change the settings the run was started with."""
@@ -90,9 +104,12 @@ class MethodPage(Page):
         self.panel.setEnabled(not busy)
 
     # --- building ------------------------------------------------------------------------------------
-    def _build_presets(self) -> QHBoxLayout:
+    def _build_presets(self) -> QVBoxLayout:
+        column = QVBoxLayout()
+        column.setSpacing(4)
+        column.addWidget(QLabel("Start from a preset:"))
         row = QHBoxLayout()
-        row.addWidget(QLabel("Start from a preset:"))
+        column.addLayout(row)
         self.preset_buttons = {}
         for preset in list_presets():
             button = QPushButton(preset.name)
@@ -101,7 +118,7 @@ class MethodPage(Page):
             row.addWidget(button)
             self.preset_buttons[preset.name] = button
         row.addStretch(1)
-        return row
+        return column
 
     def _build_methods(self) -> QGroupBox:
         box = QGroupBox("Method")
@@ -139,11 +156,15 @@ class MethodPage(Page):
         alpha_row.addWidget(self.alpha, 1)
         alpha_row.addWidget(self.alpha_auto)
         self._row(form, "Rank:", self.rank, "method.rank", ADVICE["rank"])
-        form.addRow(self._label("Alpha:", ADVICE["alpha"]), alpha_row)
+        self._simple_hint(form, "method.rank")
+        alpha_label = self._label("Alpha:", ADVICE["alpha"])
+        form.addRow(alpha_label, alpha_row)
         self._bind(self.alpha, "method.alpha", ADVICE["alpha"])
         self._row(form, "Dropout:", self.dropout, "method.dropout", ADVICE["dropout"])
         self._row(form, "Target layers:", self.targets, "method.target_modules", ADVICE["target_modules"])
         self.alpha_auto.toggled.connect(self._alpha_auto_toggled)
+        self.expert_only(alpha_label, self.alpha, self.alpha_auto, self.labels["method.dropout"], self.dropout,
+                         self.labels["method.target_modules"], self.targets)
         return self.adapter_box
 
     def _build_training(self) -> QGroupBox:
@@ -155,26 +176,37 @@ class MethodPage(Page):
         self.max_steps.setSpecialValueText("use the epochs")
         self.batch = QSpinBox(minimum=1, maximum=512)
         self.accumulation = QSpinBox(minimum=1, maximum=1024)
-        self.cutoff = QSpinBox(minimum=16, maximum=131072, singleStep=128)
+        self.cutoff = QSpinBox(minimum=MAX_SEQ_LEN[0], maximum=MAX_SEQ_LEN[1], singleStep=128)  # the project's range
+        self.cutoff.setGroupSeparatorShown(True)
         self.checkpointing = QCheckBox("Gradient checkpointing (less memory, about 30 % slower)")
         self.optimizer = QComboBox()
         self.optimizer.addItems(OPTIMIZERS)
         self._row(form, "Learning rate:", self.learning_rate, "train.learning_rate", ADVICE["learning_rate"])
         self._row(form, "Epochs:", self.epochs, "train.epochs", ADVICE["epochs"])
+        self._simple_hint(form, "train.epochs")
         self._row(form, "Max steps:", self.max_steps, "train.max_steps", ADVICE["max_steps"])
         self._row(form, "Batch size:", self.batch, "train.batch_size", ADVICE["batch"])
         self._row(form, "Gradient accumulation:", self.accumulation, "train.grad_accumulation",
                   ADVICE["batch"])
         self._row(form, "Cutoff (tokens):", self.cutoff, "train.max_seq_len", ADVICE["cutoff"])
+        self._simple_hint(form, "train.max_seq_len")
+        self.cutoff.setToolTip(f"{ADVICE['cutoff']} Allowed: {MAX_SEQ_LEN[0]:,} to {MAX_SEQ_LEN[1]:,} tokens.")
         self._row(form, "Optimizer:", self.optimizer, "train.optimizer", ADVICE["optimizer"])
-        form.addRow("", self.checkpointing)
+        form.addRow(self.checkpointing)  # a switch spans the form: its words need the width, not a label column
         self._bind(self.checkpointing, "train.gradient_checkpointing", ADVICE["gradient_checkpointing"])
+        switches = [self.checkpointing]
         # Trainer switches added to TrainSettings over time (packing, ...) appear here without a code change.
         for f in fields(TrainSettings):
             if isinstance(f.default, bool) and f.name not in EXPLICIT_TRAIN:
                 box_ = QCheckBox(SWITCH_NAMES.get(f.name, humanize(f.name)))
-                form.addRow("", box_)
+                form.addRow(box_)
                 self._bind(box_, f"train.{f.name}", ADVICE.get(f.name, ""))
+                switches.append(box_)
+        # Simple view: how long to train and the cutoff; the rest keep the project's (the preset's) values
+        self.expert_only(*switches, *(item for key in ("train.learning_rate", "train.max_steps",
+                                                       "train.batch_size", "train.grad_accumulation",
+                                                       "train.optimizer")
+                                      for item in (self.labels[key], self.controls[key])))
         return box
 
     def _build_advanced(self) -> QGroupBox:
@@ -194,6 +226,7 @@ class MethodPage(Page):
         devices = QComboBox(editable=True)  # "auto", a number, or a list typed as [0, 1]
         devices.addItems(["auto", "1", "2", "4", "8"])
         self._row(form, "GPUs:", devices, "train.devices", ADVICE["devices"])
+        self.expert_only(box)
         return box
 
     def _form(self, box: QGroupBox) -> QFormLayout:
@@ -210,8 +243,18 @@ class MethodPage(Page):
         return label
 
     def _row(self, form: QFormLayout, text: str, widget: QWidget, key: str, tip: str) -> None:
-        form.addRow(self._label(text, tip), widget)
+        label = self._label(text, tip)
+        label.setProperty("expert_text", text)
+        self.labels[key] = label
+        form.addRow(label, widget)
         self._bind(widget, key, tip)
+
+    def _simple_hint(self, form: QFormLayout, key: str) -> None:
+        """The Simple view's one line under a setting it shows (hidden in Expert view, where the tooltip says more)."""
+        hint = role_label("hint", SIMPLE_SETTINGS[key][1])
+        hint.setWordWrap(True)
+        self.simple_hints[key] = hint
+        form.addRow("", hint)
 
     def _bind(self, widget: QWidget, key: str, tip: str) -> None:
         widget.setToolTip(tip)
@@ -243,6 +286,7 @@ class MethodPage(Page):
             if "method.method" in keys:
                 self.method_buttons[p.method.method].setChecked(True)
                 self.adapter_box.setEnabled(not METHODS[p.method.method].trains_base)
+                self._show_method_words()
             for key in keys & self.controls.keys():
                 section, _, name = key.partition(".")
                 value, widget = getattr(getattr(p, section), name), self.controls[key]
@@ -316,10 +360,39 @@ class MethodPage(Page):
     # --- the estimate --------------------------------------------------------------------------------
     def _gpu_detected(self, gpu) -> None:
         self.panel.plan_for.set_detected(gpu)
-        for method in METHODS.values():  # on the button, not the wrapped hint: a longer hint would need a relayout
-            if method.quantized_base:  # bitsandbytes quantization: fast on NVIDIA GPUs, slow on a CPU
-                note = "" if gpu is not None and gpu.available else "  " + CPU_METHOD_SUFFIX
-                self.method_buttons[method.name].setText(method.label + note)
+        self._show_method_words()
+
+    # --- Simple / Expert view ------------------------------------------------------------------------
+    def view_changed(self, expert: bool) -> None:
+        """Plain words and the few settings a first run needs (Simple), or every setting by its name (Expert)."""
+        self.adapter_box.setTitle("Adapter (LoRA, QLoRA, DoRA)" if expert else "The add-on it trains")
+        for key, label in self.labels.items():
+            simple = SIMPLE_SETTINGS.get(key)
+            label.setText(label.property("expert_text") if expert or simple is None else simple[0])
+        for hint in self.simple_hints.values():
+            hint.setVisible(not expert)
+        self._show_method_words()
+        self.panel.plain_words = not expert
+        self.show_plan()
+
+    def _show_method_words(self) -> None:
+        """The methods' names and one-line hints; Simple view shows the plain first-run choices, plus the
+        project's own method when it is another one (so the choice never disappears)."""
+        expert = self.studio.expert
+        gpu = self.studio.gpu
+        no_gpu = gpu is None or not gpu.available
+        current = self.project.method.method
+        for name, facts in METHODS.items():
+            simple = SIMPLE_METHODS.get(name)
+            label, hint = (facts.label, first_sentence(facts.advice)) if expert or simple is None else simple
+            if facts.quantized_base and no_gpu:  # bitsandbytes quantization: fast on NVIDIA GPUs, slow on a CPU
+                note = CPU_METHOD_SUFFIX.strip("()")
+                hint += f" {note[0].upper()}{note[1:]}."
+            self.method_buttons[name].setText(label)
+            self.method_hints[name].setText(hint)
+            shown = expert or simple is not None or name == current
+            self.method_buttons[name].setVisible(shown)
+            self.method_hints[name].setVisible(shown)
 
     @property
     def estimate(self):

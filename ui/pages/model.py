@@ -13,8 +13,10 @@ from studio import units
 from studio.catalog import find, list_models, on_this_computer
 from studio.errors import StudioError
 from studio.hub import is_hub_id
-from studio.plan import estimate
+from studio.plan import estimate, judge_on_cpu
+from studio.plan.cpu import SENSIBLE_WORDS
 from studio.plan.fit import status_of
+from studio.vocabulary import METHODS
 from ui.context import touches
 from ui.pages import Page
 from ui.tasks import Task
@@ -23,6 +25,9 @@ from ui.widgets.vram_panel import STATUS_ROLE, set_role
 
 COLUMNS = ("Model", "Size", "Licence", "Context", "Chat template", "On this computer", "Fits?")
 FIT_WORDS = {"fits": ("fits", "#2bb673"), "tight": ("tight", "#e0a800"), "does_not_fit": ("too big", "#e74c3c")}
+# Without a GPU the run is judged on this computer's RAM and CPU (studio.plan.cpu): other words, same colours.
+CPU_WORDS = {"fits": ("fine on this CPU", "#2bb673"), "tight": ("tight in RAM", "#e0a800"),
+             "slow": ("too slow on a CPU", "#e0a800"), "does_not_fit": ("too big for RAM", "#e74c3c")}
 
 
 class ModelPage(Page):
@@ -42,6 +47,10 @@ class ModelPage(Page):
         hint.setWordWrap(True)
         layout.addWidget(heading)
         layout.addWidget(hint)
+        self.cpu_note = role_label("warn")  # which models are sensible when there is no GPU to train on
+        self.cpu_note.setWordWrap(True)
+        self.cpu_note.hide()
+        layout.addWidget(self.cpu_note)
         self.table = self._build_table()
         layout.addWidget(self.table, 1)
         layout.addLayout(self._build_other_sources())
@@ -55,6 +64,13 @@ class ModelPage(Page):
         self._local_task = None
         self._closed = False
         QTimer.singleShot(0, self._check_local_copies)  # once the window is on screen
+        self.view_changed(studio.expert)
+
+    def view_changed(self, expert: bool) -> None:
+        """Simple view: which model, its size and whether it works here; the chat template is an expert's column."""
+        self.table.setColumnHidden(COLUMNS.index("Chat template"), not expert)
+        if self.isVisible():
+            self.refresh_verdicts()
 
     # --- building ------------------------------------------------------------------------------------
     def _build_table(self) -> QTableWidget:
@@ -218,17 +234,25 @@ class ModelPage(Page):
         if not self.isVisible():
             return  # the Method page edits many times a second; this page catches up when shown
         gpu = self.studio.plan.gpu
+        on_cpu = not gpu.available
+        ram = (gpu.total_bytes, gpu.free_bytes)
         for row, model in enumerate(self.models):
             try:
-                status = status_of(estimate(model.config, self.project).total_bytes, gpu.free_bytes)
+                est = estimate(model.config, self.project)
+                status = judge_on_cpu(est, ram).status if on_cpu else status_of(est.total_bytes, gpu.free_bytes)
             except StudioError:
                 status = ""
-            word, color = FIT_WORDS.get(status, ("", "#888888"))
+            word, color = (CPU_WORDS if on_cpu else FIT_WORDS).get(status, ("", "#888888"))
             item = self.table.item(row, 6)
             item.setText(word)
             item.setForeground(QColor(color))
-        self.table.horizontalHeaderItem(6).setToolTip(f"Whether {self.project.method.method} training with the "
-                                                      f"Method page's settings fits on {gpu.name}.")
+        self.table.horizontalHeaderItem(6).setToolTip(
+            f"Whether {self.project.method.method} training with the Method page's settings "
+            + (f"works on this computer's CPU and RAM (no NVIDIA GPU found). {SENSIBLE_WORDS}" if on_cpu
+               else f"fits on {gpu.name}."))
+        self.cpu_note.setText(SENSIBLE_WORDS + " The Method page can also plan for a GPU of a size you choose."
+                              if on_cpu else "")
+        self.cpu_note.setVisible(on_cpu)
         self._show_chosen(gpu)
 
     def _show_chosen(self, gpu) -> None:
@@ -242,15 +266,18 @@ class ModelPage(Page):
             self.verdict_label.setText("")
             return
         shape = plan.estimate.shape
-        facts = [f"{units.parameters(shape.total_params)} parameters", f"{shape.layers} layers",
-                 f"hidden size {shape.hidden}", f"{shape.vocab:,}-token vocabulary", f"model type {shape.family}"]
+        facts = [f"{units.parameters(shape.total_params)} parameters", f"{shape.layers} layers"]
+        if self.studio.expert:  # the shape in a model's own terms; Simple view keeps to its size
+            facts += [f"hidden size {shape.hidden}", f"{shape.vocab:,}-token vocabulary",
+                      f"model type {shape.family}"]
         if entry is not None:
             facts += [f"licence {entry.license}", f"context {entry.context_length:,} tokens"]
         self.shape_label.setText(" · ".join(facts) + (f"\n{entry.note}" if entry and entry.note else ""))
         sentence = plan.verdict.sentence
         if plan.verdict.fixes:  # the fixes themselves are offered on the Method page, beside the controls
             sentence = sentence.rstrip(":") + " (the Method page offers them)."
-        self.verdict_label.setText(f"With {self.project.method.method} and the Method page's settings: {sentence}")
+        method = METHODS[self.project.method.method].label
+        self.verdict_label.setText(f"With {method} and the Method page's settings: {sentence}")
         set_role(self.verdict_label, STATUS_ROLE.get(plan.verdict.status, "hint"))
 
     def readiness(self):

@@ -218,8 +218,13 @@ class TrainPage(Page):
 
     # --- starting and stopping ------------------------------------------------------------------------
     def start_training(self) -> None:
+        from studio.plan import start_question
         from studio.train import start_training
 
+        question = start_question(self.studio.plan.verdict)  # the planner says it will not fit: ask first
+        no, yes = QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes
+        if question and QMessageBox.question(self, "Start a run that does not fit?", question, yes | no, no) != yes:
+            return
         try:
             if self.project.path:
                 self.studio.save()

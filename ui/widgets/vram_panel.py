@@ -10,7 +10,7 @@ from ui.theme import role_label
 from ui.widgets.plan_gpu import PlanForCombo
 from ui.widgets.vram_bar import VramBar, VramLegend
 
-STATUS_ROLE = {"fits": "good", "tight": "warn", "does_not_fit": "bad", "no_gpu": "hint"}
+STATUS_ROLE = {"fits": "good", "tight": "warn", "slow": "warn", "does_not_fit": "bad", "no_gpu": "hint"}
 
 
 def set_role(label: QLabel, role: str) -> None:
@@ -23,6 +23,7 @@ def set_role(label: QLabel, role: str) -> None:
 
 class VramPanel(QFrame):
     fix_chosen = Signal(dict)  # the settings change of the fix the user clicked
+    plain_words = True  # Simple view: the fixes' plain words (the page sets it on a view change)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -31,8 +32,8 @@ class VramPanel(QFrame):
         column = QVBoxLayout(self)
         column.setContentsMargins(14, 14, 14, 14)
         column.setSpacing(8)
-        heading = role_label("heading", "GPU memory")
-        column.addWidget(heading)
+        self.heading = role_label("heading", "GPU memory")
+        column.addWidget(self.heading)
         plan_row = QHBoxLayout()
         plan_row.addWidget(QLabel("Judge against:"))
         self.plan_for = PlanForCombo()
@@ -68,15 +69,21 @@ class VramPanel(QFrame):
         column.addStretch(1)
 
     def show_estimate(self, est, verdict, gpu) -> None:
-        self.estimate_label.setText(f"{units.memory(est.total_bytes, 2)} estimated")
-        parts = [(key, n) for key, n in est.breakdown.items() if n > 0]
+        on_cpu = verdict is not None and verdict.on_cpu
+        self.heading.setText("Memory on this computer (RAM)" if on_cpu else "GPU memory")
+        # on the CPU there is no CUDA context: the bar shows the run's parts against the computer's RAM
+        parts = [(key, n) for key, n in est.breakdown.items() if n > 0 and not (on_cpu and key == "cuda_context")]
+        need = sum(n for _, n in parts)
+        self.estimate_label.setText(f"{units.memory(need, 2)} estimated" + (" (RAM)" if on_cpu else ""))
         self.bar.set_data(parts, gpu.total_bytes, gpu.free_bytes)
-        self.scale_label.setText(f"Solid line: the GPU's {units.memory(gpu.total_bytes, 0)}; dashed: its free memory.")
+        self.scale_label.setText(
+            f"Solid line: this computer's {units.memory(gpu.total_bytes, 0)} of RAM; dashed: what is available now."
+            if on_cpu else f"Solid line: the GPU's {units.memory(gpu.total_bytes, 0)}; dashed: its free memory.")
         self.legend.set_parts([(key, est.labels[key], n) for key, n in parts])
         self.verdict_label.setText(verdict.sentence)
         set_role(self.verdict_label, STATUS_ROLE.get(verdict.status, "hint"))
         self._show_fixes(verdict.fixes)
-        self.auto_fit_button.setEnabled(True)
+        self.auto_fit_button.setEnabled(not on_cpu)  # the largest batch that fits is a GPU question
         self.assumptions.setText(f"Trains {units.parameters(est.params_trainable)} of {units.parameters(est.params_total)} values. "
                                  "Hover here for the assumptions.")
         self.assumptions.setToolTip("\n".join(est.assumptions))
@@ -95,7 +102,7 @@ class VramPanel(QFrame):
 
     def _show_fixes(self, fixes) -> None:
         """Rows are reused and only rewritten when the fixes change, so a slider move does not relayout."""
-        shown = [(f.label, f.change, f.new_total_bytes) for f in fixes]
+        shown = [((f.plain or f.label) if self.plain_words else f.label, f.change, f.new_total_bytes) for f in fixes]
         if shown == self._shown_fixes:
             return
         self._shown_fixes = shown
@@ -105,7 +112,7 @@ class VramPanel(QFrame):
             row.setVisible(i < len(fixes))
             if i < len(fixes):
                 fix = fixes[i]
-                row.findChild(QLabel).setText(f"{fix.label}: {units.memory(fix.new_total_bytes)}")
+                row.findChild(QLabel).setText(f"{shown[i][0]}: {units.memory(fix.new_total_bytes)}")
                 button = self.fix_buttons[i]
                 button.setProperty("change_index", i)
                 button.setToolTip("Changes " + ", ".join(f"{k} to {v}" for k, v in fix.change.items()))
