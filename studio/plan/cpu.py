@@ -15,6 +15,7 @@ from studio.plan.gpu import NO_GPU, GpuInfo
 from studio.vocabulary import METHODS
 
 RAM_OVERHEAD = 1 * units.GiB  # Python, PyTorch and the tokenizer, besides the training's own memory
+RAM_OVERHEAD_WORDS = "The program itself (Python, PyTorch)"
 FLOPS_PER_CORE = 25e9  # what PyTorch reaches per core while training in fp32: a rough, typical figure
 SENSIBLE_PARAMS = 600e6  # up to about 0.5B parameters a CPU trains in reasonable time; bigger takes days
 QUANTIZED_SLOWDOWN = 4  # bitsandbytes' 4/8-bit layers on a CPU unpack the weights at every step

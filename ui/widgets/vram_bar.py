@@ -13,7 +13,7 @@ from studio import units
 PART_COLORS = {
     "weights": "#4e79a7", "weights_quantized": "#76b7b2", "adapters": "#59a14f", "gradients": "#edc948",
     "optimizer": "#f28e2b", "activations": "#e15759", "logits": "#b07aa1", "workspace": "#ff9da7",
-    "allocator": "#9c755f", "cuda_context": "#bab0ac",
+    "allocator": "#9c755f", "cuda_context": "#bab0ac", "program": "#bab0ac",
 }
 
 
