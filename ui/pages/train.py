@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QMessageB
 from studio.errors import StudioError
 from studio.train.launch import unexpected_end
 from studio.train.runs import EVENTS_FILE, latest_checkpoint, list_runs
-from studio.train.state import RunState, read_run
+from studio.train.state import RunState, read_run, runs_worth_listing
 from ui.pages import Page
 from ui.tasks import Task
 from ui.theme import role_label
@@ -102,6 +102,7 @@ class TrainPage(Page):
         self.fix: dict | None = None
 
         self.plots = TrainingPlots()
+        self.plots.set_expert(studio.expert)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(LOG_LINES)
@@ -144,6 +145,9 @@ class TrainPage(Page):
     def load_project(self) -> None:
         self._fill_runs()
 
+    def view_changed(self, expert: bool) -> None:
+        self.plots.set_expert(expert)
+
     def readiness(self) -> tuple[bool, str]:
         if self.running:
             return False, "training…"
@@ -159,7 +163,8 @@ class TrainPage(Page):
     def _fill_runs(self) -> None:
         self._picking = True
         self.runs.clear()
-        for run_dir in list_runs(self.project):
+        # Attempts that failed before their first step are left out (their folders stay): see runs_worth_listing.
+        for run_dir in runs_worth_listing(list_runs(self.project), self._read, self.studio.run_dir):
             self.runs.addItem(f"{run_dir.name} — {self._read(run_dir).describe()}", str(run_dir))
         if self.runs.count() == 0:
             self.runs.addItem("(no runs yet)", None)
