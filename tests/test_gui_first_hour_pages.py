@@ -42,8 +42,7 @@ def test_an_example_reads_as_a_conversation_without_template_markers(tiny_model_
     from transformers import AutoTokenizer
 
     from studio.chat import conversation_turns
-    from studio.data import highlight
-    from studio.data import Row
+    from studio.data import Row, highlight
 
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
     row = Row(1, messages=[{"role": "user", "content": "Where is the treasure?"},
@@ -204,8 +203,7 @@ def test_test_page_offers_the_system_prompt_and_says_what_the_template_adds(wind
 def test_trained_tokens_are_a_conversation_in_simple_view_and_raw_in_expert(window, qtbot, tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from studio.data import highlight
-    from studio.data import Row
+    from studio.data import Row, highlight
     from ui.pages.data import DataPage
 
     win = window(Project(name="tokens"))
@@ -254,14 +252,14 @@ def test_the_export_check_moves_the_bar_while_it_runs(exported):
     # Each text and prompt moves the bar, for the reference model and for each file, never backwards.
     assert len(set(fractions)) >= 3 * 4 and fractions == sorted(fractions)
     assert any("Q4_K_M against your trained model" in m for m, _ in checking)
-    assert min(fractions) >= 0.75 and max(fractions) <= 0.95
+    assert min(fractions) >= 0.6 and max(fractions) <= 0.95
     assert result.parity["q4_k_m"]["plain"].startswith("Q4_K_M: answers like your trained model on ")
 
 
 def test_export_page_shows_plain_results_details_ollama_and_keeps_its_width(window, qtbot, exported):
     from ui.pages.export import ExportPage
 
-    project, run, result, _ = exported
+    _, _, result, _ = exported
     win = window(Project(name="shown"))
     win.studio.set_expert(False)
     win.go_to(ExportPage)

@@ -2,9 +2,9 @@
 whether it can be resumed. The Train page's run picker and buttons, and the CLI, are built on it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from studio.train.events import read_events
 from studio.train.runs import EVENTS_FILE, latest_checkpoint, record_lost_end
@@ -83,7 +83,7 @@ def read_run(run_dir: Path) -> RunState:
     return state
 
 
-def runs_worth_listing(runs: list[Path], read: Callable[[Path], RunState] = None,
+def runs_worth_listing(runs: list[Path], read: Callable[[Path], RunState] | None = None,
                        keep: Path | None = None) -> list[Path]:
     """`runs` (newest first) without the failed attempts that never trained, except the newest run (its error
     is the one to read) and `keep` (the run being looked at). Their folders stay on disk: nothing is lost,

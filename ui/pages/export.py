@@ -57,7 +57,9 @@ class ExportPage(Page):
         types = self.types = QGroupBox("GGUF types")
         grid = QGridLayout(types)
         self.quant_boxes: dict[str, QCheckBox] = {}
-        for i, quant in enumerate(QUANT_TYPES):
+        # The three Simple view offers first, so hiding the others leaves no gaps in the grid.
+        ordered = [*SIMPLE_QUANTS, *(q for q in QUANT_TYPES if q not in SIMPLE_QUANTS)]
+        for i, quant in enumerate(ordered):
             box = QCheckBox(quant.upper())
             box.setToolTip(QUANT_TYPES[quant].advice)
             box.toggled.connect(self._controls_changed)

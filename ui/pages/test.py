@@ -224,10 +224,10 @@ class TestPage(Page):
             said = "Both models get the same question, after this instruction (training used it too)."
         elif self.template_default:
             said = (f"No instruction set. This model's template adds a default instruction: "
-                    f"“{self.template_default}”")
+                    f"“{self.template_default}”.")
         else:
             said = "No instruction set: the models get only your question."
-        self.system_explained.setText(said if expert else f"{said} System prompt: {TERMS['system prompt']}")
+        self.system_explained.setText(said if expert else f"{said}\nSystem prompt: {TERMS['system prompt']}")
         self.hint.setText("Both models get the same question. Answers are greedy (temperature 0), so a difference "
                           "comes from the training." if expert else
                           "Ask both models the same question: the one you trained and the one you started from. "

@@ -116,7 +116,14 @@ class TrainingPlots(QWidget):
             return
         for name in ("lr", "grad", "speed"):
             self._plots[name].getViewWidget().setVisible(expert)
-        self.memory_plot.getViewWidget().setVisible(expert and self.has_memory)
+        self._show_memory()
+        self.layout().setRowStretch(2, 2 if expert else 0)  # Simple view: the loss chart takes the room
+
+    def _show_memory(self) -> None:
+        shown = self.expert and self.has_memory
+        self.memory_plot.getViewWidget().setVisible(shown)
+        for column in range(4):  # the three other small charts share the row when it is hidden
+            self.layout().setColumnStretch(column, 1 if column < 3 or shown else 0)
 
     @property
     def has_memory(self) -> bool:
@@ -173,7 +180,7 @@ class TrainingPlots(QWidget):
             if self.estimate_bytes:
                 self.estimate_line.setValue(self.estimate_bytes / units.GiB)
             self.estimate_line.setVisible(bool(self.estimate_bytes))
-            self.memory_plot.getViewWidget().setVisible(self.expert and self.has_memory)
+            self._show_memory()
 
     def _apply_palette(self) -> None:
         palette = self.palette()
