@@ -92,6 +92,15 @@ def test_a_k_quant_that_cannot_pack_a_model_says_what_it_means(tmp_path):
     assert "higher precision" in warning and "Nothing to do" in warning
 
 
+def test_the_results_card_names_its_measures_in_words():
+    from studio.evaluate import verdict
+
+    general = {"questions": 20, "base": {"accuracy": 0.5, "correct": 10, "prose_perplexity": 10.0, "stopped": 0.9},
+               "tuned": {"accuracy": 0.5, "correct": 10, "prose_perplexity": 10.5, "stopped": 0.9}}
+    kept, why = verdict.judge_general(general)
+    assert kept == verdict.KEPT and "surprise at everyday text (perplexity) +5%" in why
+
+
 # --- the window --------------------------------------------------------------------------------------------
 @pytest.fixture
 def window(qtbot, tmp_path):
@@ -186,6 +195,7 @@ def test_test_page_offers_the_system_prompt_and_says_what_the_template_adds(wind
     qtbot.waitUntil(lambda: bool(page.template_default), timeout=120_000)
     assert "This model's template adds a default instruction: “You are a helpful AI assistant named SmolLM" \
         in page.system_explained.text()
+    assert page.held_out_label.text() == "Your examples kept out of training"
     words = page.hint.text() + page.system_explained.text() + page.base.source.text()
     assert "Data page" not in words and "greedy" not in words and "transformers" not in words
 

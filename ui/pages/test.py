@@ -70,7 +70,8 @@ class TestPage(Page):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(QLabel("Held-out examples"))
+        self.held_out_label = QLabel("")
+        left_layout.addWidget(self.held_out_label)
         left_layout.addWidget(self.held_out, 1)
         left_layout.addWidget(self.reference)
 
@@ -220,6 +221,7 @@ class TestPage(Page):
                                  f"The model before training ({self.project.model.name})")
         system = self.project.data.system_prompt
         self.system_label.setText("System prompt:" if expert else "Instruction for every question:")
+        self.held_out_label.setText("Held-out examples" if expert else "Your examples kept out of training")
         if system:
             said = "Both models get the same question, after this instruction (training used it too)."
         elif self.template_default:
