@@ -269,7 +269,7 @@ def test_the_export_check_moves_the_bar_while_it_runs(exported):
 def test_export_page_shows_plain_results_details_ollama_and_keeps_its_width(window, qtbot, exported):
     from ui.pages.export import ExportPage
 
-    _, _, result, _ = exported
+    _, run, result, _ = exported
     win = window(Project(name="shown"))
     win.studio.set_expert(False)
     win.go_to(ExportPage)
@@ -299,3 +299,9 @@ def test_export_page_shows_plain_results_details_ollama_and_keeps_its_width(wind
     assert "Q4_K_M: " in page.types_explained.text() and page.types_explained.isVisible()
     win.studio.set_expert(True)
     assert page.quant_boxes["q5_k_m"].isVisible() and not page.types_explained.isVisible()
+
+    # Before the next export, asking for Ollama without it is said beside the checks, not only afterwards.
+    page.ollama.setChecked(True)
+    win.studio.set_run(run)
+    qtbot.waitUntil(lambda: page.checked, timeout=120_000)
+    assert "Ollama is not installed on this computer: the GGUF files will be made" in page.checks_label.text()

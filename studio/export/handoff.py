@@ -34,6 +34,12 @@ def ollama_missing_advice() -> str:
             "ollama.com and export again, or open the GGUF file in LM Studio or llama.cpp (Open folder shows it).")
 
 
+def ollama_missing_before_export() -> str:
+    """Said before an export that asks for Ollama on a computer without it."""
+    return ("Ollama is not installed on this computer: the GGUF files will be made, but not added to Ollama. "
+            "Install Ollama from ollama.com first, or use the files in LM Studio or llama.cpp.")
+
+
 def register_with_ollama(modelfile: Path, name: str) -> str:
     ollama = shutil.which("ollama")
     if ollama is None:

@@ -301,6 +301,10 @@ class ExportPage(Page):
         lines = [f"<span style='color:#e74c3c'>✗ {problem}</span>" for problem in preflight.problems
                  if problem is not existing]
         lines += [f"<span style='color:#e0a800'>! {warning}</span>" for warning in preflight.warnings]
+        from studio.export.handoff import ollama_installed, ollama_missing_before_export
+
+        if self.ollama.isChecked() and not ollama_installed():
+            lines.append(f"<span style='color:#e0a800'>! {ollama_missing_before_export()}</span>")
         if existing:
             names = ", ".join(path.name for path in preflight.existing)
             lines.append(f"Already exported: {names}. To export again, tick “Replace files of the same name” "
