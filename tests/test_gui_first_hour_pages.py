@@ -78,6 +78,11 @@ def test_failed_attempts_before_the_first_step_do_not_pile_up(tmp_path):
     # The newest attempt (its error is the one to read) and the run that trained stay; nothing is deleted.
     assert runs_worth_listing(runs) == [attempts[-1], trained]
     assert runs_worth_listing(runs, keep=attempts[0]) == [attempts[-1], attempts[0], trained]
+    # A run that trained after the attempts does not hide the newest attempt: one failed line stays.
+    time.sleep(1.05)
+    later = create_run(project)
+    (later / EVENTS_FILE).write_text(json.dumps({"type": "done", "step": 4, "total_steps": 4, "time": 2}) + "\n")
+    assert runs_worth_listing(list_runs(project)) == [later, attempts[-1], trained]
     assert all(run.is_dir() for run in attempts)
 
 

@@ -85,13 +85,20 @@ def read_run(run_dir: Path) -> RunState:
 
 def runs_worth_listing(runs: list[Path], read: Callable[[Path], RunState] | None = None,
                        keep: Path | None = None) -> list[Path]:
-    """`runs` (newest first) without the failed attempts that never trained, except the newest run (its error
-    is the one to read) and `keep` (the run being looked at). Their folders stay on disk: nothing is lost,
-    the list just does not fill up with "failed" lines after a few tries with a wrong setting."""
+    """`runs` (newest first) without the older failed attempts that never trained: the newest such attempt
+    stays (its error is the one to read), and so does `keep` (the run being looked at). Their folders stay on
+    disk: nothing is lost, the list just does not fill up with "failed" lines after a few tries with a wrong
+    setting."""
     read = read or read_run
     keep = Path(keep).resolve() if keep else None
-    return [run for i, run in enumerate(runs)
-            if i == 0 or (keep is not None and Path(run).resolve() == keep) or not read(run).failed_before_training]
+    shown, attempt_shown = [], False
+    for run in runs:
+        if read(run).failed_before_training:
+            if attempt_shown and not (keep is not None and Path(run).resolve() == keep):
+                continue
+            attempt_shown = True
+        shown.append(run)
+    return shown
 
 
 def resume_hint(run_dir: Path) -> str:
