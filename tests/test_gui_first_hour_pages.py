@@ -213,6 +213,9 @@ def test_test_page_offers_the_system_prompt_and_says_what_the_template_adds(wind
 
     win.studio.set_expert(True)
     assert "greedy" in page.hint.text() and page.system_label.text() == "System prompt:"
+    page.base.ask("Ahoy?")  # a conversation reads in speaker turns
+    page.base.add("Arr.")
+    assert page.base.view.toPlainText() == "You: Ahoy?\nModel: Arr."
 
 
 def test_trained_tokens_are_a_conversation_in_simple_view_and_raw_in_expert(window, qtbot, tiny_model_dir):
