@@ -188,6 +188,20 @@ def test_train_page_lists_one_failed_attempt_and_export_is_not_ready_after_it(wi
     win.studio.set_busy(False)
 
 
+def test_results_page_keeps_the_technical_columns_and_choices_for_expert_view(window, qtbot):
+    from studio.evaluate.compare import COLUMNS
+    from ui.pages.results import ResultsPage
+
+    win = window(Project(name="results"))
+    win.studio.set_expert(False)
+    win.go_to(ResultsPage)
+    page = win.page(ResultsPage)
+    hidden = {key for column, (key, _) in enumerate(COLUMNS) if page.runs.isColumnHidden(column)}
+    assert hidden == {"rank", "alpha", "learning_rate", "peak_gb", "heldout_loss"} and not page.thorough.isVisible()
+    win.studio.set_expert(True)
+    assert not any(page.runs.isColumnHidden(c) for c in range(len(COLUMNS))) and page.thorough.isVisible()
+
+
 def test_test_page_offers_the_system_prompt_and_says_what_the_template_adds(window, qtbot, tiny_model_dir):
     from ui.pages.test import TestPage
 

@@ -23,6 +23,7 @@ from ui.tasks import Task
 from ui.theme import role_label
 
 GOOD, BAD = QColor("#2bb673"), QColor("#e74c3c")
+EXPERT_COLUMNS = ("rank", "alpha", "learning_rate", "peak_gb", "heldout_loss")  # "All runs" in Expert view only
 CELL_CHARS = 140  # an answer that runs to the token limit would make its row a page tall
 
 
@@ -161,6 +162,7 @@ class ResultsPage(Page):
         layout.addWidget(self.card)
         layout.addWidget(self.tabs, 1)
         self.expert_only(self.thorough)  # Simple: the quick check (the project keeps its choice)
+        self.view_changed(studio.expert)
         studio.run_changed.connect(lambda run_dir: self.show_run())
         studio.busy_changed.connect(lambda busy: self._update_buttons())
         self.load_project()
@@ -176,6 +178,10 @@ class ResultsPage(Page):
         self.show_run()
 
     def view_changed(self, expert: bool) -> None:
+        from studio.evaluate.compare import COLUMNS
+
+        for column, (key, _) in enumerate(COLUMNS):
+            self.runs.setColumnHidden(column, key in EXPERT_COLUMNS and not expert)
         if self.report is not None:
             self._fill_general(self.report)
 
