@@ -188,6 +188,23 @@ def test_train_page_lists_one_failed_attempt_and_export_is_not_ready_after_it(wi
     win.studio.set_busy(False)
 
 
+def test_a_training_problem_says_its_fix_in_words_and_settings_only_in_expert_view(window, qtbot):
+    from studio.train.worker import explain_oom
+    from ui.pages.train import TrainPage
+
+    win = window(Project(name="oom"))
+    win.studio.set_expert(False)
+    train = win.page(TrainPage)
+    message, fix = explain_oom(win.studio.project)  # the worker's words and fix for a CUDA out-of-memory error
+    event = {"type": "error", "step": 3, "kind": "out_of_memory", "message": message, "fix": fix}
+    train.on_event(event)
+    assert train.problem_text.text() == message and "To make it fit" in message
+    assert not train.fix_button.isHidden()
+    win.studio.set_expert(True)
+    train.on_event(event)
+    assert "Apply the fix changes: train.gradient_checkpointing → True" in train.problem_text.text()
+
+
 def test_results_page_keeps_the_technical_columns_and_choices_for_expert_view(window, qtbot):
     from studio.evaluate.compare import COLUMNS
     from ui.pages.results import ResultsPage

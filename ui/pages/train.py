@@ -343,7 +343,7 @@ class TrainPage(Page):
     def _show_problem(self, event: dict) -> None:
         self.fix = event.get("fix") or None
         text = event.get("message", "Training stopped.")
-        if self.fix:
+        if self.fix and self.studio.expert:  # Simple view: the message says the fix in words already
             text += "\nApply the fix changes: " + ", ".join(f"{k} → {v}" for k, v in self.fix.items()) + "."
         elif event.get("details"):
             text += "\n" + event["details"].strip().splitlines()[-1]
