@@ -86,6 +86,21 @@ def test_failed_attempts_before_the_first_step_do_not_pile_up(tmp_path):
     assert all(run.is_dir() for run in attempts)
 
 
+def test_a_model_that_cannot_be_fetched_is_a_sentence_not_an_exception_name(tmp_path, monkeypatch):
+    from studio.chat import load_chat
+    from studio.errors import ModelError
+    from studio.models import resolve_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing to find offline
+    with pytest.raises(ModelError) as missing:
+        resolve_model("nobody-has/this-model-anywhere")
+    assert "could not be reached" in str(missing.value) and "Error" not in str(missing.value)
+    with pytest.raises(ModelError) as unloadable:  # transformers' own LocalEntryNotFoundError (an OSError)
+        load_chat("hf", "nobody-has/this-model-anywhere", "embedded")
+    assert "could not be loaded" in str(unloadable.value) and "Error" not in str(unloadable.value)
+
+
 def test_a_k_quant_that_cannot_pack_a_model_says_what_it_means(tmp_path):
     from studio.export.preflight import Preflight, check_k_quant_fallback
 
