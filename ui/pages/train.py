@@ -100,6 +100,7 @@ class TrainPage(Page):
         problem_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
         self.problem.hide()
         self.fix: dict | None = None
+        self.problem_event: dict | None = None  # the problem shown, to say again when the view changes
 
         self.plots = TrainingPlots()
         self.plots.set_expert(studio.expert)
@@ -147,6 +148,8 @@ class TrainPage(Page):
 
     def view_changed(self, expert: bool) -> None:
         self.plots.set_expert(expert)
+        if self.problem_event is not None and not self.problem.isHidden() and self.fix:  # say the fix the view's way
+            self._show_problem(self.problem_event)
 
     def readiness(self) -> tuple[bool, str]:
         if self.running:
@@ -341,6 +344,7 @@ class TrainPage(Page):
 
     # --- problems and fixes ---------------------------------------------------------------------------
     def _show_problem(self, event: dict) -> None:
+        self.problem_event = event
         self.fix = event.get("fix") or None
         text = event.get("message", "Training stopped.")
         if self.fix and self.studio.expert:  # Simple view: the message says the fix in words already
