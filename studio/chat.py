@@ -3,9 +3,10 @@ adapter through transformers (to test a run before it is exported)."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from studio.errors import ModelError
 from studio.vocabulary import CHAT_PREFERENCE, MODELFILE_PREFERENCE
@@ -147,9 +148,14 @@ def load_chat(kind: str, what: str, base_name: str):
     if kind == "gguf":
         return GgufChat(Path(what))
     folder = Path(what)
-    if (folder / "adapter_config.json").is_file():
-        return HfChat(resolve_model(base_name), folder)
-    return HfChat(folder)
+    try:
+        if (folder / "adapter_config.json").is_file():
+            return HfChat(resolve_model(base_name), folder)
+        return HfChat(folder)
+    except OSError:  # transformers' and the Hub's "file not found" errors (LocalEntryNotFoundError...) are OSErrors
+        raise ModelError(f"The model in {folder} could not be loaded: a file it needs is missing, and the Hugging "
+                         "Face Hub could not be reached to fetch it. Connect to the internet once, or train or "
+                         "choose the model again.") from None
 
 
 def trained_method(adapter_dir: Path) -> str:
@@ -159,3 +165,62 @@ def trained_method(adapter_dir: Path) -> str:
 
     run_dir = Path(adapter_dir).parent
     return load_run_project(run_dir).method.method if (run_dir / PROJECT_FILE).is_file() else "lora"
+
+
+# --- an example as a conversation (the Data page's Simple view), not as template markers -----------------
+
+# A speaker's header in the chat templates the app knows (ChatML, Llama 3, Gemma), and the markers that carry
+# no words (turn ends, begin/end of text). Everything else is what someone said.
+TURN_HEADER = re.compile(r"<\|im_start\|>(\w+)\n|<\|start_header_id\|>(\w+)<\|end_header_id\|>\n*|"
+                         r"<start_of_turn>(\w+)\n")
+MARKER = re.compile(r"<\|[^|<>\s]+\|>|</?s>|<bos>|<eos>|<end_of_turn>")
+SPEAKERS = {"system": "System", "user": "You", "assistant": "Model", "model": "Model"}
+
+
+class Turn(NamedTuple):
+    speaker: str  # "System", "You", "Model" (or the template's own name for another role); "" for plain text
+    spans: list  # Piece(text, trained, truncated), the turn's words without template markers
+
+
+def conversation_turns(pieces) -> list[Turn]:
+    """The rendered example (pieces from studio.data.highlight) as speaker turns, with the template's markers
+    removed and each stretch still marked trained / cut off; plain text (no headers) is one turn with no
+    speaker."""
+    from studio.data.tokenize import Piece
+
+    text = "".join(p.text for p in pieces)
+    flags = [(p.trained, p.truncated) for p in pieces for _ in p.text]
+    keep = [True] * len(text)
+    for match in list(TURN_HEADER.finditer(text)) + list(MARKER.finditer(text)):
+        keep[match.start():match.end()] = [False] * (match.end() - match.start())
+    starts = [(m.start(), SPEAKERS.get(role := next(g for g in m.groups() if g), role.capitalize()))
+              for m in TURN_HEADER.finditer(text)] or [(0, "")]
+    if starts[0][0] > 0 and text[:starts[0][0]].strip() and MARKER.sub("", text[:starts[0][0]]).strip():
+        starts.insert(0, (0, ""))
+    turns = []
+    for i, (start, speaker) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(text)
+        spans: list = []
+        for at in range(start, end):
+            if not keep[at]:
+                continue
+            flag = flags[at]
+            if spans and (spans[-1].trained, spans[-1].truncated) == flag:
+                spans[-1] = Piece(spans[-1].text + text[at], *flag)
+            else:
+                spans.append(Piece(text[at], *flag))
+        while spans and not spans[-1].text.strip():  # the newline after a turn's end marker
+            spans.pop()
+        if spans:
+            spans[-1] = spans[-1]._replace(text=spans[-1].text.rstrip())
+            turns.append(Turn(speaker, spans))
+    return turns
+
+
+def template_default_instruction(base_name: str) -> str:
+    """The instruction the model's chat template adds when the project sets none (SmolLM2's "You are a
+    helpful AI assistant named SmolLM..."), or ""."""
+    from studio.export.modelfile import default_system_prompt
+    from studio.models import resolve_model
+
+    return default_system_prompt(resolve_model(base_name))

@@ -135,9 +135,10 @@ def _download_from_hub(repo_id: str, progress: Progress | None) -> Path:
                                                             "*.jinja", "*.txt"])
     except RepositoryNotFoundError:
         raise ModelError(f"The Hugging Face Hub has no model {repo_id!r} (or it is private). Check the name.") from None
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise ModelError(f"Could not download {repo_id!r}: no connection to the Hugging Face Hub ({type(exc).__name__}). "
-                         "Connect to the internet, or choose a model folder on this computer.") from None
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError):
+        raise ModelError(f"Could not download {repo_id!r}: the Hugging Face Hub could not be reached, and the model "
+                         "is not on this computer yet. Connect to the internet, or choose a model folder on this "
+                         "computer.") from None
     return check_model_dir(Path(folder))
 
 

@@ -145,7 +145,7 @@ def test_the_test_page_chats_with_an_export_in_a_folder_of_its_own(window, qtbot
     assert win.studio.run_dir == run
     test = win.page(TestPage)
     win.go_to(TestPage)
-    assert "via transformers" in test.tuned.source.text()
+    assert "Your trained model (run" in test.tuned.source.text()  # Simple view's words
 
     export = win.page(ExportPage)
     win.go_to(ExportPage)
@@ -157,7 +157,10 @@ def test_the_test_page_chats_with_an_export_in_a_folder_of_its_own(window, qtbot
     assert not (run / "export").exists()
 
     win.go_to(TestPage)
+    assert test.tuned.source.text().startswith("Your exported file (tiny-F16.gguf)")
+    win.studio.set_expert(True)
     assert test.tuned.source.text() == "Exported GGUF in llama.cpp: tiny-F16.gguf"
+    win.studio.set_expert(False)
     assert test.readiness() == (True, "GGUF ready to chat")
     qtbot.keyClicks(test.prompt, "Ahoy?")
     qtbot.keyClick(test.prompt, Qt.Key.Key_Return)

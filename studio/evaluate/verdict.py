@@ -52,7 +52,8 @@ def judge_task(task: dict | None, note: str = "") -> tuple[str, str]:
     if not task or not task.get("loss_examples"):
         return NOT_MEASURED, note or "This run holds no examples out, so whether it learned your task cannot be measured."
     loss_drop = _drop(task["base"]["answer_loss"], task["tuned"]["answer_loss"]) or 0.0
-    loss_words = f"the loss of your answers {'fell' if loss_drop >= 0 else 'rose'} by {abs(loss_drop):.0%}"
+    loss_words = (f"its surprise at your answers (loss) {'fell' if loss_drop >= 0 else 'rose'} by "
+                  f"{abs(loss_drop):.0%}")
     n = task["examples"]
     if not n:  # plain text: only the loss says anything
         level = LEARNED if loss_drop >= LEARNED_LOSS_DROP else LITTLE if loss_drop >= LITTLE_LOSS_DROP else NOT_LEARNED
@@ -77,7 +78,7 @@ def judge_general(general: dict) -> tuple[str, str]:
     ppl_rise = tuned["prose_perplexity"] / base["prose_perplexity"] - 1
     stop_drop = base["stopped"] - tuned["stopped"]
     why = (f"General questions right: {base['correct']} → {tuned['correct']} of {general['questions']}; "
-           f"perplexity on everyday prose {ppl_rise:+.0%}; answers it ends by itself "
+           f"surprise at everyday text (perplexity) {ppl_rise:+.0%}; answers it ends by itself "
            f"{base['stopped']:.0%} → {tuned['stopped']:.0%}.")
     if acc_drop > LOT_ACCURACY_DROP or ppl_rise > LOT_PERPLEXITY_RISE or stop_drop > LOT_STOP_DROP:
         return FORGOT_LOT, why

@@ -21,11 +21,30 @@ def ollama_name(project) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", gguf_basename(project).lower()).strip("-._") or "model"
 
 
+OLLAMA_MISSING = "Ollama is not installed on this computer, so your model was not added to it."
+
+
+def ollama_installed() -> bool:
+    return shutil.which("ollama") is not None
+
+
+def ollama_missing_advice() -> str:
+    """What to do when Ollama is not there, in plain words (shown in a warning box on the Export page)."""
+    return (f"{OLLAMA_MISSING} Your GGUF file is ready all the same. To chat with it: install Ollama from "
+            "ollama.com and export again, or open the GGUF file in LM Studio or llama.cpp (Open folder shows it).")
+
+
+def ollama_missing_before_export() -> str:
+    """Said before an export that asks for Ollama on a computer without it."""
+    return ("Ollama is not installed on this computer: the GGUF files will be made, but not added to Ollama. "
+            "Install Ollama from ollama.com first, or use the files in LM Studio or llama.cpp.")
+
+
 def register_with_ollama(modelfile: Path, name: str) -> str:
     ollama = shutil.which("ollama")
     if ollama is None:
-        return (f"Ollama is not installed, so the model was not registered. Install it from ollama.com, then "
-                f"run: ollama create {name} -f \"{modelfile}\"")
+        return (f"{OLLAMA_MISSING} Install it from ollama.com, then run: ollama create {name} -f "
+                f"\"{modelfile}\"")
     try:  # the Modelfile names its GGUF relative to its own folder
         done = subprocess.run([ollama, "create", name, "-f", str(modelfile)], cwd=str(modelfile.parent),
                               capture_output=True, text=True, timeout=3600)

@@ -177,27 +177,35 @@ def reference_model(model_dir: Path, trust_remote_code: bool = False):
     return model, device
 
 
-def reference_outputs(model, device: str, tokenizer, sequences, prompts) -> tuple[list, list[str]]:
+def reference_outputs(model, device: str, tokenizer, sequences, prompts, done=None) -> tuple[list, list[str]]:
+    """`done(n)` is told after each text and each prompt (n: how many of them are finished)."""
     import torch
 
+    done = done or (lambda n: None)
     with torch.inference_mode():
-        logits = [model(torch.tensor([ids], device=device)).logits[0].float().cpu().numpy() for ids in sequences]
+        logits = []
+        for ids in sequences:
+            logits.append(model(torch.tensor([ids], device=device)).logits[0].float().cpu().numpy())
+            done(len(logits))
         replies = []
         for ids in prompts:
             out = model.generate(torch.tensor([ids], device=device), max_new_tokens=GREEDY_TOKENS, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
             replies.append(tokenizer.decode(out[0, len(ids):], skip_special_tokens=True))
+            done(len(logits) + len(replies))
     return logits, replies
 
 
-def gguf_outputs(llm, tokenizer, sequences, prompts) -> tuple[list, list[str]]:
+def gguf_outputs(llm, tokenizer, sequences, prompts, done=None) -> tuple[list, list[str]]:
     import numpy as np
 
+    done = done or (lambda n: None)
     logits = []
     for ids in sequences:
         llm.reset()
         llm.eval(ids)
         logits.append(np.array(llm.scores[: len(ids)], dtype=np.float32))
+        done(len(logits))
     replies = []
     for ids in prompts:
         llm.reset()
@@ -207,7 +215,27 @@ def gguf_outputs(llm, tokenizer, sequences, prompts) -> tuple[list, list[str]]:
                 break
             out.append(token)
         replies.append(tokenizer.decode(out, skip_special_tokens=True))
+        done(len(logits) + len(replies))
     return logits, replies
+
+
+def plain_verdict(quant: str, check: dict) -> str:
+    """The check in a non-programmer's words, led by what the file is good for; the numbers stay in the
+    summary (shown behind "Details"). Works on a verdict() dict, also one read back from an old report."""
+    name = quant.upper()
+    if check.get("top1") is None:  # the file could not be written or checked: the reason is the summary
+        return f"{name}: not checked. {check.get('summary') or ''}".strip()
+    share = f"{check['top1']:.0%}".replace("%", " %")
+    if check.get("tokenization_ok") is False:
+        return (f"{name}: reads some text differently from your trained model, so its answers can differ. "
+                "Use another type (F16 is exact), or report this model.")
+    if not check.get("passed"):
+        return (f"{name}: answers like your trained model on only {share} of words: too damaged to use. Choose "
+                "a bigger type (Q8_0 or F16).")
+    if QUANT_TYPES[quant].sixteen_bit:
+        return f"{name}: answers like your trained model on {share} of words: the full-quality file."
+    use = "nearly identical to the full-quality file" if check["top1"] >= 0.95 else "fine for chat"
+    return f"{name}: answers like your trained model on {share} of words; {use}."
 
 
 def verdict(quant: str, metrics: dict, mismatches: list[str]) -> dict:
@@ -222,9 +250,11 @@ def verdict(quant: str, metrics: dict, mismatches: list[str]) -> dict:
         summary = f"{quant.upper()} passed ({rule}): {numbers}."
     else:
         summary = f"{quant.upper()} FAILED its check ({rule}): {numbers}."
-    return {"passed": passed, "rule": rule, "target": target(quant), "meets_target": meets_target(quant, metrics),
+    result = {"passed": passed, "rule": rule, "target": target(quant), "meets_target": meets_target(quant, metrics),
             "tokenization_ok": not mismatches, "tokenization_mismatches": mismatches,
             **{k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}, "summary": summary}
+    result["plain"] = plain_verdict(quant, result)
+    return result
 
 
 def check_files(run_dir: Path, model_dir: Path, files: dict[str, Path], progress=None,
@@ -244,21 +274,31 @@ def check_files(run_dir: Path, model_dir: Path, files: dict[str, Path], progress
     texts = [render_row(tokenizer, row, system_prompt) for row in rows]
     sequences = token_sequences(tokenizer, texts)
     prompts = greedy_prompts(tokenizer, rows, system_prompt)
+    # The bar moves with every text and prompt: the reference model's share first, then each file's.
+    steps = len(sequences) + len(prompts)
+    share = 1 / (len(files) + 1)
+
+    def moved(what: str, part: int):
+        return lambda n: say(f"{what}: {n} of {steps} texts and prompts done", min(1.0, (part + n / steps) * share))
+
+    say("Checking the files: loading your trained model to compare with", 0.0)
     model, device = reference_model(model_dir, trust)
-    reference, reference_replies = reference_outputs(model, device, tokenizer, sequences, prompts)
+    reference, reference_replies = reference_outputs(model, device, tokenizer, sequences, prompts,
+                                                     moved("Checking the files: your trained model's answers", 0))
     del model
     context = max(len(ids) for ids in sequences + prompts) + GREEDY_TOKENS + 8
     results = {}
     for i, (quant, path) in enumerate(files.items()):
         if cancelled and cancelled():
             raise Cancelled("The parity check was cancelled; the exported files are kept, unchecked.")
-        say(f"Checking {path.name}", (i + 0.5) / len(files))
+        say(f"Checking {quant.upper()} against your trained model", (i + 1) * share)
         llm = Llama(model_path=str(path), n_ctx=context, logits_all=True, n_threads=os.cpu_count() or 1,
                     n_gpu_layers=-1, verbose=False)
         try:
             mismatches = tokenization_mismatches(tokenizer, llm, texts[:8])
             edge_cases = tokenization_mismatches(tokenizer, llm, TRICKY, bos=False)
-            candidate, replies = gguf_outputs(llm, tokenizer, sequences, prompts)
+            candidate, replies = gguf_outputs(llm, tokenizer, sequences, prompts,
+                                              moved(f"Checking {quant.upper()} against your trained model", i + 1))
         finally:
             llm.close()
         results[quant] = verdict(quant, compare(reference, candidate, sequences), mismatches)

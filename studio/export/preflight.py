@@ -182,9 +182,10 @@ def check_k_quant_fallback(model_dir: Path, quants: list[str], report: Preflight
     width = config.get("text_config", config).get("hidden_size", 0)
     k_quants = [q.upper() for q in quants if "_k" in q]
     if k_quants and width % 256:
-        report.warnings.append(f"This model's width ({width}) is not a multiple of 256, so llama.cpp stores most "
-                               f"tensors of {', '.join(k_quants)} in Q5_0/Q5_1/Q8_0 instead: the files come out "
-                               "larger than the size estimates and closer to each other than their names suggest.")
+        report.warnings.append(f"This model's layers have a size the {', '.join(k_quants)} format cannot pack, "
+                               "so llama.cpp keeps most of them at a higher precision: the file comes out a "
+                               "little bigger than estimated and answers a little closer to the full-quality "
+                               f"file. Nothing to do; it works as usual. (Technical: the width, {width}, is not a multiple of 256.)")
 
 
 def check_targets(targets: list[Path], overwrite: bool, report: Preflight) -> None:

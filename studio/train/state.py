@@ -2,6 +2,7 @@
 whether it can be resumed. The Train page's run picker and buttons, and the CLI, are built on it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,15 @@ class RunState:
     final_loss: float | None = None
 
     @property
+    def failed_before_training(self) -> bool:
+        """Ended with an error before its first step, keeping nothing to resume, test or export (a setting
+        or data problem found while starting): an attempt rather than a run."""
+        from studio.train.runs import trained_weights_dir
+
+        return (self.error is not None and self.step == 0 and not self.has_checkpoint
+                and trained_weights_dir(self.run_dir) is None)
+
+    @property
     def resumable(self) -> bool:
         return self.has_checkpoint and not self.finished
 
@@ -30,7 +40,7 @@ class RunState:
         if self.finished:
             return f"finished, {self.total_steps} steps"
         if self.error:
-            return f"failed at step {self.step}"
+            return "failed before training began" if self.step == 0 else f"failed at step {self.step}"
         if self.stopped:
             return f"stopped at step {self.step}/{self.total_steps}"
         if self.total_steps:
@@ -71,6 +81,24 @@ def read_run(run_dir: Path) -> RunState:
             state.error = None
     state.has_checkpoint = latest_checkpoint(state.run_dir) is not None
     return state
+
+
+def runs_worth_listing(runs: list[Path], read: Callable[[Path], RunState] | None = None,
+                       keep: Path | None = None) -> list[Path]:
+    """`runs` (newest first) without the older failed attempts that never trained: the newest such attempt
+    stays (its error is the one to read), and so does `keep` (the run being looked at). Their folders stay on
+    disk: nothing is lost, the list just does not fill up with "failed" lines after a few tries with a wrong
+    setting."""
+    read = read or read_run
+    keep = Path(keep).resolve() if keep else None
+    shown, attempt_shown = [], False
+    for run in runs:
+        if read(run).failed_before_training:
+            if attempt_shown and not (keep is not None and Path(run).resolve() == keep):
+                continue
+            attempt_shown = True
+        shown.append(run)
+    return shown
 
 
 def resume_hint(run_dir: Path) -> str:

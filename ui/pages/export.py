@@ -10,12 +10,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout)
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QFrame, QGridLayout, QGroupBox, QHBoxLayout,
+                               QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton, QSizePolicy,
+                               QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout)
 
 from studio import units
 from studio.errors import StudioError
+from studio.glossary import TERMS
 from studio.vocabulary import QUANT_TYPES
 from ui.context import touches
 from ui.pages import Page
@@ -23,6 +24,17 @@ from ui.tasks import Latest, Task
 from ui.theme import role_label
 
 PREFLIGHT_DELAY_MS = 300
+SIMPLE_QUANTS = ("f16", "q8_0", "q4_k_m")  # the types Simple view offers (each has a line in the glossary)
+
+
+def wrapping_label(role: str = "hint") -> QLabel:
+    """A label for long text (paths, command lines): it wraps and never asks the window to grow for it."""
+    label = role_label(role, "")
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.setMinimumWidth(1)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
 class ExportPage(Page):
@@ -42,15 +54,24 @@ class ExportPage(Page):
         self.hint = role_label("hint", "")
         self.hint.setWordWrap(True)
 
-        types = QGroupBox("GGUF types")
+        types = self.types = QGroupBox("GGUF types")
         grid = QGridLayout(types)
         self.quant_boxes: dict[str, QCheckBox] = {}
-        for i, quant in enumerate(QUANT_TYPES):
+        # The three Simple view offers first, so hiding the others leaves no gaps in the grid.
+        ordered = [*SIMPLE_QUANTS, *(q for q in QUANT_TYPES if q not in SIMPLE_QUANTS)]
+        for i, quant in enumerate(ordered):
             box = QCheckBox(quant.upper())
             box.setToolTip(QUANT_TYPES[quant].advice)
             box.toggled.connect(self._controls_changed)
             self.quant_boxes[quant] = box
             grid.addWidget(box, i // 4, i % 4)
+            if quant not in SIMPLE_QUANTS:
+                self.expert_only(box)
+        # Simple view names the three types it offers in plain words (the glossary's), under the boxes.
+        self.types_explained = role_label("hint", "<br>".join(f"{q.upper()}: {TERMS[q.upper()]}"
+                                                              for q in SIMPLE_QUANTS))
+        self.types_explained.setWordWrap(True)
+        grid.addWidget(self.types_explained, (len(QUANT_TYPES) + 3) // 4, 0, 1, 4)
 
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("the run folder's export/ (default)")
@@ -78,9 +99,7 @@ class ExportPage(Page):
         form.addRow("", self.lmstudio)
         form.addRow("", self.overwrite)
 
-        self.checks_label = QLabel("")
-        self.checks_label.setWordWrap(True)
-        self.checks_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.checks_label = wrapping_label("")
         self.export_button = QPushButton("Export")
         self.export_button.setShortcut("Ctrl+E")
         self.export_button.setToolTip("Merge, convert and quantize (Ctrl+E)")
@@ -88,24 +107,42 @@ class ExportPage(Page):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_export)
         self.progress = QProgressBar()
-        self.status = QLabel("")
+        self.status = wrapping_label("")
         action_row = QHBoxLayout()
         action_row.addWidget(self.export_button)
         action_row.addWidget(self.cancel_button)
         action_row.addWidget(self.progress, 1)
 
         self.files = QTableWidget(0, 4)
-        self.files.setHorizontalHeaderLabels(["Type", "File", "Size", "Check against the trained model"])
+        self.files.setHorizontalHeaderLabels(["Type", "File", "Size", "How it answers"])
         self.files.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.files.verticalHeader().setVisible(False)
         self.files.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.open_button = QPushButton("Open folder")
         self.open_button.clicked.connect(self.open_folder)
-        self.modelfile = role_label("hint", "")
-        self.modelfile.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details_button = QToolButton()
+        self.details_button.setText("Details")
+        self.details_button.setCheckable(True)
+        self.details_button.setToolTip("The check's numbers for each file, and where the files are")
+        self.details_button.toggled.connect(self._show_details)
+        self.details = wrapping_label()  # the check's numbers, hidden until asked for
+        self.details.hide()
+        self.modelfile = wrapping_label()
         result_row = QHBoxLayout()
         result_row.addWidget(self.modelfile, 1)
-        result_row.addWidget(self.open_button)
+        result_row.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignTop)
+        result_row.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignTop)
+
+        # Ollama missing is said where the user looks after an export, with what to do instead.
+        self.ollama_box = QFrame()
+        self.ollama_box.setFrameShape(QFrame.Shape.StyledPanel)
+        self.ollama_text = wrapping_label("warn")
+        ollama_open = QPushButton("Open folder")
+        ollama_open.clicked.connect(self.open_folder)
+        ollama_row = QHBoxLayout(self.ollama_box)
+        ollama_row.addWidget(self.ollama_text, 1)
+        ollama_row.addWidget(ollama_open, 0, Qt.AlignmentFlag.AlignTop)
+        self.ollama_box.hide()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 16, 16, 16)
@@ -118,7 +155,9 @@ class ExportPage(Page):
         layout.addLayout(action_row)
         layout.addWidget(self.status)
         layout.addWidget(self.files, 1)
+        layout.addWidget(self.ollama_box)
         layout.addLayout(result_row)
+        layout.addWidget(self.details)
 
         self.check_timer = QTimer(self)  # a burst of clicks runs the checks once
         self.check_timer.setSingleShot(True)
@@ -127,6 +166,7 @@ class ExportPage(Page):
         studio.run_changed.connect(lambda run: self._run_changed())
         studio.busy_changed.connect(lambda busy: self._run_changed())
         self._show_result(None)
+        self.view_changed(studio.expert)
 
     # --- page protocol --------------------------------------------------------------------------------
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -150,11 +190,22 @@ class ExportPage(Page):
         if touches(keys, "export.", "model.name"):
             self.load_project()
 
+    def view_changed(self, expert: bool) -> None:
+        self.types.setTitle("GGUF types" if expert else "Files to make")
+        self.types_explained.setVisible(not expert)
+        self._describe_run()
+
     def readiness(self) -> tuple[bool, str]:
+        from studio.train.runs import trained_weights_dir
+
+        if self.task is not None:
+            return False, "exporting…"
         if self.result is not None and self.result.files:
             return True, f"{len(self.result.files)} GGUF file(s) written"
-        if self.studio.run_dir is None:
-            return False, "train a run first"
+        if self.studio.busy:  # training: its weights are not there yet
+            return False, "after training"
+        if self.studio.run_dir is None or trained_weights_dir(self.studio.run_dir) is None:
+            return False, "train a run first"  # none yet, or the current one failed before saving weights
         return False, "ready to export" if self.preflight is None or self.preflight.ok else "see the checks"
 
     # --- settings -------------------------------------------------------------------------------------
@@ -196,11 +247,21 @@ class ExportPage(Page):
 
             self.result = last_export(run, self.project) if run else None
             self._show_result(self.result)
-        self.hint.setText(f"Exports run {run.name}: merges the trained weights into the 16-bit base model, "
-                          "converts it to GGUF with llama.cpp's converter, quantizes each chosen type, and "
-                          "checks each file against the trained model." if run else
-                          "Train a run first (Train page); its weights are what gets exported.")
+        self._describe_run()
         self._schedule_checks()
+
+    def _describe_run(self) -> None:
+        run = self.studio.run_dir
+        if run is None:
+            self.hint.setText("Train a run first (Train page); its weights are what gets exported.")
+        elif self.studio.expert:
+            self.hint.setText(f"Exports run {run.name}: merges the trained weights into the 16-bit base model, "
+                              "converts it to GGUF with llama.cpp's converter, quantizes each chosen type, and "
+                              "checks each file against the trained model.")
+        else:
+            self.hint.setText(f"Makes files of your trained model (run {run.name}) that chat apps such as Ollama, "
+                              f"LM Studio and llama.cpp run, and checks that each answers like your trained model. "
+                              f"GGUF: {TERMS['GGUF']}")
 
     # --- checks ---------------------------------------------------------------------------------------
     def _schedule_checks(self) -> None:
@@ -240,6 +301,10 @@ class ExportPage(Page):
         lines = [f"<span style='color:#e74c3c'>✗ {problem}</span>" for problem in preflight.problems
                  if problem is not existing]
         lines += [f"<span style='color:#e0a800'>! {warning}</span>" for warning in preflight.warnings]
+        from studio.export.handoff import ollama_installed, ollama_missing_before_export
+
+        if self.ollama.isChecked() and not ollama_installed():
+            lines.append(f"<span style='color:#e0a800'>! {ollama_missing_before_export()}</span>")
         if existing:
             names = ", ".join(path.name for path in preflight.existing)
             lines.append(f"Already exported: {names}. To export again, tick “Replace files of the same name” "
@@ -295,43 +360,65 @@ class ExportPage(Page):
         self._update_buttons()
 
     def _show_result(self, result) -> None:
+        from studio.export.handoff import OLLAMA_MISSING, ollama_missing_advice
+
         self.files.setRowCount(0)
         self.modelfile.setText("")
+        self.details.setText("")
         self.open_button.setEnabled(bool(result and result.files))
+        self.details_button.setEnabled(result is not None)
+        missing = result is not None and any(line.startswith(OLLAMA_MISSING) for line in result.handoff)
+        self.ollama_text.setText(ollama_missing_advice() if missing else "")
+        self.ollama_box.setVisible(missing)
         if result is None:
             return
         parity = result.parity
         rows = [(q, path, parity.get(q)) for q, path in result.files.items()]
-        rows += [(q, None, {"passed": False, "summary": why}) for q, why in result.failed.items()]
+        rows += [(q, None, {"passed": False, "summary": why}) for q, why in result.failed.items()
+                 if q not in result.files]  # a written file that failed its check has its row already
         for quant, path, check in rows:
             row = self.files.rowCount()
             self.files.insertRow(row)
             size = units.file_size(path.stat().st_size) if path and path.is_file() else ""
-            cells = [quant.upper(), path.name if path else "(not written)", size, self._check_text(check)]
+            cells = [quant.upper(), path.name if path else "(not written)", size, self._check_text(quant, check)]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                if path:
+                if col == 3 and check is not None:
+                    item.setToolTip(check.get("summary") or "")  # the numbers, also under Details
+                elif path:
                     item.setToolTip(str(path))
                 if col == 3 and check is not None and not check.get("passed", True):
                     item.setForeground(Qt.GlobalColor.red)
                 self.files.setItem(row, col, item)
         self.files.resizeColumnsToContents()
-        lines = []
-        if result.modelfile:
-            lines.append(f"Ollama Modelfile: {result.modelfile}")
-        if result.report_path:
-            lines.append(f"Export report: {result.report_path}")
-        lines += result.handoff
+        # Short lines here (names; the folder opens with a button); full paths and numbers under Details.
+        lines = [line for line in result.handoff if not line.startswith(OLLAMA_MISSING)]
         lines += result.problems  # a file the export could not write (a full disk)
+        if result.modelfile:
+            lines.append(f"Ollama Modelfile: {result.modelfile.name}")
         self.modelfile.setText("\n".join(lines))
+        details = [check.get("summary") for check in parity.values() if check.get("summary")]
+        details += [f"{q.upper()}: {why}" for q, why in result.failed.items() if q not in parity]
+        details += [f"{q.upper()}: {path}" for q, path in result.files.items()]
+        if result.modelfile:
+            details.append(f"Ollama Modelfile: {result.modelfile}")
+        details += [line for line in result.handoff if line.startswith(OLLAMA_MISSING)]
+        if result.report_path:
+            details.append(f"Export report: {result.report_path}")
+        self.details.setText("\n".join(details))
+
+    def _show_details(self, shown: bool) -> None:
+        self.details.setVisible(shown)
+        self.details_button.setText("Hide details" if shown else "Details")
 
     @staticmethod
-    def _check_text(check: dict | None) -> str:
+    def _check_text(quant: str, check: dict | None) -> str:
+        from studio.export.parity import plain_verdict
+
         if check is None:
             return "not checked"
-        mark = "✓ passed" if check.get("passed") else "✗ flagged"
-        summary = check.get("summary") or ""
-        return f"{mark}: {summary}" if summary else mark
+        mark = "✓" if check.get("passed") else "✗"
+        return f"{mark} {check.get('plain') or plain_verdict(quant, check)}"
 
     def open_folder(self) -> None:
         if self.result and self.result.files:

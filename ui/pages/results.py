@@ -23,6 +23,7 @@ from ui.tasks import Task
 from ui.theme import role_label
 
 GOOD, BAD = QColor("#2bb673"), QColor("#e74c3c")
+EXPERT_COLUMNS = ("rank", "alpha", "learning_rate", "peak_gb", "heldout_loss")  # "All runs" in Expert view only
 CELL_CHARS = 140  # an answer that runs to the token limit would make its row a page tall
 
 
@@ -160,6 +161,8 @@ class ResultsPage(Page):
         layout.addWidget(self.status)
         layout.addWidget(self.card)
         layout.addWidget(self.tabs, 1)
+        self.expert_only(self.thorough)  # Simple: the quick check (the project keeps its choice)
+        self.view_changed(studio.expert)
         studio.run_changed.connect(lambda run_dir: self.show_run())
         studio.busy_changed.connect(lambda busy: self._update_buttons())
         self.load_project()
@@ -173,6 +176,14 @@ class ResultsPage(Page):
         self.thorough.setChecked(self.project.evaluate.check == "thorough")
         self.thorough.blockSignals(False)
         self.show_run()
+
+    def view_changed(self, expert: bool) -> None:
+        from studio.evaluate.compare import COLUMNS
+
+        for column, (key, _) in enumerate(COLUMNS):
+            self.runs.setColumnHidden(column, key in EXPERT_COLUMNS and not expert)
+        if self.report is not None:
+            self._fill_general(self.report)
 
     def readiness(self) -> tuple[bool, str]:
         if self.checking:
@@ -286,7 +297,8 @@ class ResultsPage(Page):
                 for c, n in g["counts"].items()]
         rows += [["all questions", f"{b['correct']} right ({b['accuracy']:.0%})", f"{t['correct']} right ({t['accuracy']:.0%})"],
                  ["ends its answer by itself", f"{b['stopped']:.0%}", f"{t['stopped']:.0%}"],
-                 ["perplexity on everyday prose (lower is better)", f"{b['prose_perplexity']:.2f}",
+                 ["perplexity on everyday prose (lower is better)" if self.studio.expert else
+                  "how surprised it is by everyday text (lower is better)", f"{b['prose_perplexity']:.2f}",
                   f"{t['prose_perplexity']:.2f}"]]
         colours = {}
         n = len(g["counts"])

@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QLis
                                QSplitter, QVBoxLayout, QWidget)
 
 from studio.chat import load_chat, tuned_source
+from studio.errors import StudioError
+from studio.glossary import TERMS
 from ui.context import touches
 from ui.pages import Page
 from ui.tasks import Task
@@ -42,6 +44,20 @@ class TestPage(Page):
         heading = role_label("heading", "Test")
         self.hint = role_label("hint", "")
         self.hint.setWordWrap(True)
+        self.template_default = ""  # the instruction the base model's template adds when none is set
+        self._template_for = None  # the base model it was read for
+        self._template_task = None
+
+        # The project's system prompt, here where its effect is seen (the same setting training used).
+        self.system_prompt = QLineEdit()
+        self.system_prompt.setPlaceholderText("none")
+        self.system_prompt.editingFinished.connect(self._system_prompt_edited)
+        self.system_label = QLabel("")
+        self.system_explained = role_label("hint", "")
+        self.system_explained.setWordWrap(True)
+        system_row = QHBoxLayout()
+        system_row.addWidget(self.system_label)
+        system_row.addWidget(self.system_prompt, 1)
 
         self.held_out = QListWidget()
         self.held_out.setWordWrap(True)
@@ -54,7 +70,8 @@ class TestPage(Page):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(QLabel("Held-out examples"))
+        self.held_out_label = QLabel("")
+        left_layout.addWidget(self.held_out_label)
         left_layout.addWidget(self.held_out, 1)
         left_layout.addWidget(self.reference)
 
@@ -89,6 +106,8 @@ class TestPage(Page):
         layout.setSpacing(8)
         layout.addWidget(heading)
         layout.addWidget(self.hint)
+        layout.addLayout(system_row)
+        layout.addWidget(self.system_explained)
         layout.addWidget(splitter, 1)
         layout.addLayout(ask_row)
         studio.run_changed.connect(self._run_changed)
@@ -103,9 +122,24 @@ class TestPage(Page):
         return True, "GGUF ready to chat" if source[0] == "gguf" else "adapter ready to chat"
 
     def load_project(self) -> None:
+        self.system_prompt.setText(self.project.data.system_prompt)
         self._run_changed(self.studio.run_dir)
 
+    def view_changed(self, expert: bool) -> None:
+        self._describe_sources()
+
+    def _system_prompt_edited(self) -> None:
+        text = self.system_prompt.text().strip()
+        if text == self.project.data.system_prompt:
+            return
+        try:
+            self.studio.apply({"data.system_prompt": text})
+        except StudioError as error:
+            self.system_explained.setText(str(error))
+
     def project_changed(self, keys) -> None:
+        if touches(keys, "data.system_prompt") and self.system_prompt.text().strip() != self.project.data.system_prompt:
+            self.system_prompt.setText(self.project.data.system_prompt)
         if touches(keys, "model.", "export.output_dir", "data.system_prompt"):  # what is asked, and where
             self._release_unused_models()
             self._describe_sources()
@@ -115,6 +149,26 @@ class TestPage(Page):
         super().showEvent(event)
         if self._examples_for != self.studio.run_dir:
             self._load_examples()
+        self._read_template_default()
+
+    def _read_template_default(self) -> None:
+        """What the base model's template adds when no instruction is set, read once per model on a Task."""
+        base = self.project.model.name
+        if base == self._template_for or self.studio.busy:
+            return
+        self._template_for = base
+
+        def work(progress, cancelled):
+            from studio.chat import template_default_instruction
+            return template_default_instruction(base)
+
+        def done(text):
+            if base == self.project.model.name:
+                self.template_default = text
+                self._describe_sources()
+
+        self._template_task = Task(work, self, needs_ml=True, on_success=done,
+                                   on_failure=lambda message: None).start()  # only an explanation is missing
 
     def _run_changed(self, run_dir) -> None:
         self._release_unused_models()
@@ -152,20 +206,35 @@ class TestPage(Page):
             self.held_out.addItem("(this run holds no examples out: set an eval fraction on the Data page)")
 
     def _describe_sources(self) -> None:
+        expert = self.studio.expert
         source = tuned_source(self.studio.run_dir, self.project)
         if source is None:
             self.tuned.source.setText("No trained run yet: train one on the Train page.")
         elif source[0] == "gguf":
-            self.tuned.source.setText(f"Exported GGUF in llama.cpp: {Path(source[1]).name}")
+            self.tuned.source.setText(f"Exported GGUF in llama.cpp: {Path(source[1]).name}" if expert else
+                                      f"Your exported file ({Path(source[1]).name}), as chat apps will run it")
         else:
             self.tuned.source.setText(f"Trained weights of run {Path(source[1]).parent.name} via transformers "
-                                      "(export to chat with the GGUF)")
-        self.base.source.setText(f"{self.project.model.name} via transformers")
+                                      "(export to chat with the GGUF)" if expert else
+                                      f"Your trained model (run {Path(source[1]).parent.name}, not exported yet)")
+        self.base.source.setText(f"{self.project.model.name} via transformers" if expert else
+                                 f"The model before training ({self.project.model.name})")
         system = self.project.data.system_prompt
-        self.hint.setText("Both models get the same question" +
-                          (f" and the project's system prompt: “{system}”." if system else
-                           " (no system prompt is set on the Data page).") +
-                          " Answers are greedy (temperature 0), so a difference comes from the training.")
+        self.system_label.setText("System prompt:" if expert else "Instruction for every question:")
+        self.held_out_label.setText("Held-out examples" if expert else "Your examples kept out of training")
+        if system:
+            said = "Both models get the same question, after this instruction (training used it too)."
+        elif self.template_default:
+            said = (f"No instruction set. This model's template adds a default instruction: "
+                    f"“{self.template_default}”.")
+        else:
+            said = "No instruction set: the models get only your question."
+        self.system_explained.setText(said if expert else f"{said}\nSystem prompt: {TERMS['system prompt']}")
+        self.hint.setText("Both models get the same question. Answers are greedy (temperature 0), so a difference "
+                          "comes from the training." if expert else
+                          "Ask both models the same question: the one you trained and the one you started from. "
+                          "Each always picks its most likely next word, so the same question gets the same answer "
+                          "and a difference comes from the training.")
 
     def _sources(self) -> dict[str, tuple]:
         sources = {"base": ("hf", self.project.model.name)}
@@ -269,8 +338,9 @@ class TestPage(Page):
         for task in list(self.tasks.values()):
             task.cancel()
             task.wait(10_000)
-        if self._examples_task is not None:
-            self._examples_task.wait(5_000)
+        for task in (self._examples_task, self._template_task):
+            if task is not None:
+                task.wait(5_000)
         with self._chats_lock:  # llama.cpp frees its model now, not during interpreter exit
             for chat in self.chats.values():
                 if hasattr(chat, "close"):

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QMessageB
 from studio.errors import StudioError
 from studio.train.launch import unexpected_end
 from studio.train.runs import EVENTS_FILE, latest_checkpoint, list_runs
-from studio.train.state import RunState, read_run
+from studio.train.state import RunState, read_run, runs_worth_listing
 from ui.pages import Page
 from ui.tasks import Task
 from ui.theme import role_label
@@ -100,8 +100,10 @@ class TrainPage(Page):
         problem_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
         self.problem.hide()
         self.fix: dict | None = None
+        self.problem_event: dict | None = None  # the problem shown, to say again when the view changes
 
         self.plots = TrainingPlots()
+        self.plots.set_expert(studio.expert)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(LOG_LINES)
@@ -144,6 +146,11 @@ class TrainPage(Page):
     def load_project(self) -> None:
         self._fill_runs()
 
+    def view_changed(self, expert: bool) -> None:
+        self.plots.set_expert(expert)
+        if self.problem_event is not None and not self.problem.isHidden() and self.fix:  # say the fix the view's way
+            self._show_problem(self.problem_event)
+
     def readiness(self) -> tuple[bool, str]:
         if self.running:
             return False, "training…"
@@ -159,7 +166,8 @@ class TrainPage(Page):
     def _fill_runs(self) -> None:
         self._picking = True
         self.runs.clear()
-        for run_dir in list_runs(self.project):
+        # Attempts that failed before their first step are left out (their folders stay): see runs_worth_listing.
+        for run_dir in runs_worth_listing(list_runs(self.project), self._read, self.studio.run_dir):
             self.runs.addItem(f"{run_dir.name} — {self._read(run_dir).describe()}", str(run_dir))
         if self.runs.count() == 0:
             self.runs.addItem("(no runs yet)", None)
@@ -341,9 +349,10 @@ class TrainPage(Page):
 
     # --- problems and fixes ---------------------------------------------------------------------------
     def _show_problem(self, event: dict) -> None:
+        self.problem_event = event
         self.fix = event.get("fix") or None
         text = event.get("message", "Training stopped.")
-        if self.fix:
+        if self.fix and self.studio.expert:  # Simple view: the message says the fix in words already
             text += "\nApply the fix changes: " + ", ".join(f"{k} → {v}" for k, v in self.fix.items()) + "."
         elif event.get("details"):
             text += "\n" + event["details"].strip().splitlines()[-1]

@@ -30,7 +30,7 @@ class ChatPane(QWidget):
         """Show the question and start a fresh answer under it."""
         if self.view.toPlainText():
             self._append("\n\n")
-        self._append(f"You: {question}\n")
+        self._append(f"You: {question}\nModel: ")  # speaker turns, as the conversation reads
         self.answer = ""
         self.pieces = 0
 

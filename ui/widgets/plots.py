@@ -6,15 +6,19 @@ events costs the GUI thread one small paint per tick instead of a paint of every
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QTimer
-from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QWidget
 
 from studio import units
+from studio.glossary import TERMS
 from studio.train.events import Curves
 from ui.theme import COLORS
 
 REDRAW_MS = 100
 CHARTS = ("loss", "lr", "grad", "speed", "memory")
 SMOOTHING = 0.6  # weight of the past in the loss EMA (TensorBoard's default)
+LOSS_TITLE = (f"Loss, lower is better: <span style='color:{COLORS['train']}'>● each step</span> · "
+              f"<span style='color:{COLORS['train']}'>━ smoothed</span> · "
+              f"<span style='color:{COLORS['eval']}'>● held-back examples (eval loss)</span>")
 
 
 def smoothed(values: list[float], weight: float = SMOOTHING) -> list[float]:
@@ -41,6 +45,15 @@ class TrainingPlots(QWidget):
         # loss chart's paint 4 times slower (38 ms against 9 ms), and the axis ticks carry the same numbers.
         self._dirty: list[str] = []
 
+        self.expert = False  # Simple view: the loss chart and its caption; Expert adds the other four
+        # What the loss chart means, in words (the glossary's), under it: a chart alone tells a newcomer nothing.
+        self.caption = QLabel(
+            f"<span style='color:{COLORS['train']}'>●</span> Loss: {TERMS['loss']} "
+            f"<span style='color:{COLORS['eval']}'>●</span> Eval loss (held-back examples): {TERMS['eval loss']}")
+        self.caption.setWordWrap(True)
+        self.caption.setProperty("role", "hint")
+        grid.addWidget(self.caption, 1, 0, 1, 4)
+
         self.built = False  # the charts are made when first shown: importing pyqtgraph takes 0.6 s
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
@@ -55,20 +68,20 @@ class TrainingPlots(QWidget):
     def _build(self) -> None:
         import pyqtgraph as pg
 
-        self.loss_plot = self._plot(0, 0, "Loss", colspan=4)
-        self.loss_plot.addLegend(offset=(-10, 10))
+        # The legend is the title line above the curves, never a box over them.
+        self.loss_plot = self._plot(0, 0, LOSS_TITLE, colspan=4)
         self.raw_curve = self.loss_plot.plot(pen=None, symbol="o", symbolSize=5, symbolPen=None,
                                              symbolBrush=pg.mkColor(COLORS["train"] + "90"), name="train (raw)")
         self.smooth_curve = self.loss_plot.plot(pen=pg.mkPen(COLORS["train"], width=2), name="train (smoothed)")
         self.eval_curve = self.loss_plot.plot(pen=pg.mkPen(COLORS["eval"], width=1.5), symbol="o", symbolSize=7,
                                               symbolBrush=COLORS["eval"], symbolPen=None, name="eval")
-        self.lr_plot = self._plot(1, 0, "Learning rate")
+        self.lr_plot = self._plot(2, 0, "Learning rate")
         self.lr_curve = self.lr_plot.plot(pen=pg.mkPen(COLORS["lr"], width=2))
-        self.grad_plot = self._plot(1, 1, "Gradient norm")
+        self.grad_plot = self._plot(2, 1, "Gradient norm")
         self.grad_curve = self.grad_plot.plot(pen=pg.mkPen(COLORS["grad"], width=1.5))
-        self.speed_plot = self._plot(1, 2, "Tokens / s")
+        self.speed_plot = self._plot(2, 2, "Tokens / s")
         self.speed_curve = self.speed_plot.plot(pen=pg.mkPen(COLORS["speed"], width=1.5))
-        self.memory_plot = self._plot(1, 3, "GPU memory (GB)")
+        self.memory_plot = self._plot(2, 3, "GPU memory (GB)")
         self.memory_curve = self.memory_plot.plot(pen=pg.mkPen(COLORS["measured"], width=2), symbol="o",
                                                   symbolSize=6, symbolBrush=COLORS["measured"], symbolPen=None)
         self.estimate_line = pg.InfiniteLine(angle=0, pen=pg.mkPen(COLORS["estimate"], width=1.5, dash=[4, 4]),
@@ -76,9 +89,10 @@ class TrainingPlots(QWidget):
         self.estimate_line.setVisible(False)
         self.memory_plot.addItem(self.estimate_line)
         self.layout().setRowStretch(0, 3)
-        self.layout().setRowStretch(1, 2)
+        self.layout().setRowStretch(2, 2)
         self._apply_palette()
         self.built = True
+        self.set_expert(self.expert)
         self._dirty = list(CHARTS)  # draw what arrived before the charts existed
 
     def _plot(self, row: int, col: int, title: str, colspan: int = 1):
@@ -93,6 +107,27 @@ class TrainingPlots(QWidget):
         plot.setMenuEnabled(False)
         plot.getAxis("left").setWidth(48)
         return plot
+
+    def set_expert(self, expert: bool) -> None:
+        """Simple view: the loss chart with its caption. Expert: also learning rate, gradient norm, speed and
+        GPU memory (that one only when there is a GPU to measure: an empty chart says nothing)."""
+        self.expert = expert
+        if not self.built:
+            return
+        for name in ("lr", "grad", "speed"):
+            self._plots[name].getViewWidget().setVisible(expert)
+        self._show_memory()
+        self.layout().setRowStretch(2, 2 if expert else 0)  # Simple view: the loss chart takes the room
+
+    def _show_memory(self) -> None:
+        shown = self.expert and self.has_memory
+        self.memory_plot.getViewWidget().setVisible(shown)
+        for column in range(4):  # the three other small charts share the row when it is hidden
+            self.layout().setColumnStretch(column, 1 if column < 3 or shown else 0)
+
+    @property
+    def has_memory(self) -> bool:
+        return bool(self.memory.steps or self.estimate_bytes)
 
     @property
     def _plots(self):
@@ -145,8 +180,7 @@ class TrainingPlots(QWidget):
             if self.estimate_bytes:
                 self.estimate_line.setValue(self.estimate_bytes / units.GiB)
             self.estimate_line.setVisible(bool(self.estimate_bytes))
-            self.memory_plot.setTitle("GPU memory (GB)" if self.memory.steps or self.estimate_bytes
-                                      else "GPU memory: no GPU")
+            self._show_memory()
 
     def _apply_palette(self) -> None:
         palette = self.palette()
