@@ -7,15 +7,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSize, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QListWidget, QListWidgetItem,
-                               QMainWindow, QMessageBox, QStackedWidget, QWidget)
+from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QListView, QListWidget,
+                               QListWidgetItem, QMainWindow, QMessageBox, QSizePolicy, QStackedWidget, QWidget)
 
-from studio import paths, units
+from studio import paths, starter, units
 from studio.errors import StudioError
 from studio.project import Project, load_project, project_file
-from studio.starter import starter_project
 from ui import recent, theme
 from ui.context import Studio
 from ui.pages.data import DataPage
@@ -25,7 +24,8 @@ from ui.pages.model import ModelPage
 from ui.pages.results import ResultsPage
 from ui.pages.test import TestPage
 from ui.pages.train import TrainPage
-from ui.tasks import NOTICES, Task, stop_all
+from ui.tasks import NOTICES, Task, running_tasks, stop_all
+from ui.welcome import Welcome
 
 PAGE_CLASSES = (ModelPage, DataPage, MethodPage, TrainPage, ResultsPage, TestPage, ExportPage)
 STAGES = [cls.title for cls in PAGE_CLASSES]
@@ -36,8 +36,15 @@ def icon(name: str) -> QIcon:
     return QIcon(str(paths.RESOURCES / "icons" / name)) if name else QIcon()
 
 
+# Closed windows whose background work (a training run saving itself, a GPU query) still runs: kept alive
+# here until it ends, because a window deleted under a running thread takes the whole process down.
+_CLOSING: set[QMainWindow] = set()
+
+
 class MainWindow(QMainWindow):
-    def __init__(self, project: Project):
+    def __init__(self, project: Project, welcome: bool = False):
+        """`welcome`: first start (no recent project): the welcome screen shows instead of the stages until
+        the user picks the sample or their own data; `project` is an unsaved placeholder meanwhile."""
         super().__init__()
         self.studio = Studio(project)
         self.resize(1180, 760)
@@ -45,8 +52,16 @@ class MainWindow(QMainWindow):
         self.stages = QListWidget()
         self.stages.setObjectName("stages")
         self.stages.setIconSize(QSize(22, 22))
-        self.stages.setFixedWidth(210)
+        self.stages.setFixedWidth(230)
+        # A stage's line wraps instead of hiding behind a horizontal scroll bar; the whole line is its tooltip.
+        self.stages.setWordWrap(True)
+        self.stages.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.stages.setResizeMode(QListView.ResizeMode.Adjust)
         self.pages = QStackedWidget()
+        # No page may widen the window: a page's minimum width (a long path in a label) is not passed up, so
+        # the window keeps the size the user gave it and the page's own labels wrap or elide.
+        self.pages.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.pages.setMinimumWidth(0)
         self.page_list = [cls(self.studio) for cls in PAGE_CLASSES]
         for page in self.page_list:
             self.pages.addWidget(page)
@@ -58,9 +73,23 @@ class MainWindow(QMainWindow):
         layout.setSpacing(0)
         layout.addWidget(self.stages)
         layout.addWidget(self.pages, 1)
-        self.setCentralWidget(body)
+        self.screens = QStackedWidget()  # the welcome (first start only), then the stages and their pages
+        self.screens.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.screens.addWidget(body)
+        self.welcome = None
+        if welcome:
+            self.welcome = Welcome()
+            self.welcome.sample_chosen.connect(self.start_with_sample)
+            self.welcome.own_data_chosen.connect(self.start_with_own_data)
+            self.screens.insertWidget(0, self.welcome)
+            self.screens.setCurrentWidget(self.welcome)
+        self.setCentralWidget(self.screens)
         self._build_menus()
         self.studio.readiness_changed.connect(self.refresh_stages)
+        # During training or export, and when a run starts, ends or fails, each stage's line may change.
+        self.studio.busy_changed.connect(lambda busy: self.refresh_stages())
+        self.studio.run_changed.connect(lambda run: self.refresh_stages())
+        self.studio.changed.connect(self._name_after_data)
         self.studio.changed.connect(self._update_title)
         self.studio.dirty_changed.connect(self._update_title)
         self.studio.gpu_detected.connect(self._show_gpu)
@@ -75,7 +104,7 @@ class MainWindow(QMainWindow):
         NOTICES.failure.connect(self._show_failure)
         self.studio.load(project)
         self.stages.setCurrentRow(0)
-        self.statusBar().showMessage("Looking for a GPU…")
+        self.statusBar().showMessage("Looking for a graphics card (GPU)…")
         # After the window is painted: the first GPU query can take a second (NVML or torch import).
         QTimer.singleShot(0, self._detect_gpu)
 
@@ -85,6 +114,43 @@ class MainWindow(QMainWindow):
 
     def go_to(self, cls) -> None:
         self.stages.setCurrentRow(self.page_list.index(self.page(cls)))
+
+    # --- first start ----------------------------------------------------------------------------------
+    def start_with_sample(self) -> None:
+        path = starter.sample_project_path()
+        try:
+            project = load_project(path) if path.is_file() else starter.starter_project(path)
+        except StudioError:
+            project = starter.starter_project(path)  # a sample the user broke by hand: a fresh copy
+        self._leave_welcome(project)
+
+    def start_with_own_data(self, data_file: Path, name: str) -> None:
+        try:
+            project = starter.own_data_project(data_file, name)
+        except (StudioError, OSError) as error:
+            if self.welcome is not None:
+                self.welcome.problem.setText(f"Could not make the project: {error}")
+            return
+        self._leave_welcome(project)
+        self.go_to(DataPage)
+
+    def _leave_welcome(self, project: Project) -> None:
+        self.studio.load(project)
+        recent.add(project.path)
+        if self.welcome is not None:
+            self.screens.removeWidget(self.welcome)
+            self.welcome.deleteLater()
+            self.welcome = None
+        self.screens.setCurrentIndex(0)
+
+    def _name_after_data(self, keys) -> None:
+        """A project still named after the sample, given the user's own data: their model takes their data's
+        name (its export files and Ollama model), so nothing they make is called "pirate-demo"."""
+        name = starter.name_after_data(self.studio.project)
+        if name is not None:
+            self.studio.apply({"export.model_name": name})
+            self.statusBar().showMessage(f"Your model is now called “{name}”, after your data (change it on the "
+                                         "Export page).", 10_000)
 
     def refresh_stages(self) -> None:
         for row, page in enumerate(self.page_list):
@@ -142,7 +208,8 @@ class MainWindow(QMainWindow):
     def _update_title(self, *_) -> None:
         project = self.studio.project
         where = f" — {project.path}" if project.path else ""
-        self.setWindowTitle(f"{'*' if self.studio.dirty else ''}{project.name}{where} — Fine-Tune Studio")
+        sample = " (the sample project)" if starter.is_sample(project) else ""
+        self.setWindowTitle(f"{'*' if self.studio.dirty else ''}{project.name}{sample}{where} — Fine-Tune Studio")
 
     def _may_discard(self) -> bool:
         if not self.studio.dirty:
@@ -162,11 +229,20 @@ class MainWindow(QMainWindow):
     def new_project(self) -> None:
         if self._busy_refusal() or not self._may_discard():
             return
-        path, _ = QFileDialog.getSaveFileName(self, "New project", str(paths.projects_dir() / "my-model.ftproj.toml"),
-                                              PROJECT_FILTER)
+        suggested = starter.free_project_path("my-model")
+        path, _ = QFileDialog.getSaveFileName(self, "New project: your model's name", str(suggested), PROJECT_FILTER)
         if path:
-            self.studio.load(starter_project(Path(path)))
-            recent.add(self.studio.project.path)
+            self.create_project(Path(path))
+
+    def create_project(self, path: Path) -> None:
+        """An empty project at `path`, named after its file: no data yet (the Data page asks for it)."""
+        try:
+            project = starter.blank_project(path)
+        except (StudioError, OSError) as error:
+            QMessageBox.warning(self, "Cannot make the project", str(error))
+            return
+        self._leave_welcome(project)
+        self.go_to(DataPage)
 
     def open_project(self) -> None:
         if self._busy_refusal() or not self._may_discard():
@@ -214,13 +290,8 @@ class MainWindow(QMainWindow):
 
     # --- GPU, about, closing --------------------------------------------------------------------------
     def _detect_gpu(self) -> None:
-        def work(progress, cancelled):
-            from studio.plan import detect_gpu
-            from studio.plan.multigpu import gpu_count
-            gpu_count()  # counted here, off the GUI thread, and kept for the Method page
-            return detect_gpu()
-
-        self._gpu_task = Task(work, self, on_success=self.studio.set_gpu).start()
+        self._gpu_task = Task(lambda progress, cancelled: detect_gpu_elsewhere(), self,
+                              on_success=self.studio.set_gpu).start()
 
     def _show_view(self, expert: bool) -> None:
         for control in (self.view_switch, self.expert_action):
@@ -232,11 +303,12 @@ class MainWindow(QMainWindow):
 
     def _show_gpu(self, gpu) -> None:
         if gpu is not None and gpu.total_bytes:
-            free = f", {units.memory(gpu.free_bytes)} free" if gpu.free_bytes is not None else ""
-            self.statusBar().showMessage(f"GPU: {gpu.name}, {units.memory(gpu.total_bytes)}{free}")
+            free = f", {units.memory(gpu.free_bytes)} of it free now" if gpu.free_bytes is not None else ""
+            self.statusBar().showMessage(f"Training runs on your graphics card (GPU): {gpu.name}, with "
+                                         f"{units.memory(gpu.total_bytes)} of memory{free}.")
         else:
-            self.statusBar().showMessage("No NVIDIA GPU found: training runs on the CPU (slowly; fine for a "
-                                         "quick test of a small model).")
+            self.statusBar().showMessage("No NVIDIA graphics card (GPU) found: training runs on the processor, "
+                                         "slowly (fine for a quick try with a small model).")
 
     def add_launcher(self) -> None:
         """A launcher in the system's menu and on the desktop (studio.shortcut), made off the GUI thread:
@@ -264,25 +336,76 @@ class MainWindow(QMainWindow):
             return
         for page in self.page_list:
             if hasattr(page, "shutdown"):
-                page.shutdown()
-        if getattr(self, "_gpu_task", None) is not None:
-            self._gpu_task.wait(5000)
+                page.shutdown()  # asks, never waits: a training run saves itself in its own process
+        self._keep_until_tasks_end()
         event.accept()
 
+    def _keep_until_tasks_end(self) -> None:
+        """The window closes at once; what still runs in its background (a run's last events while it saves,
+        the GPU query) keeps the window object alive until it ends, so no thread outlives its owner."""
+        if not running_tasks(self):
+            return
+        _CLOSING.add(self)
+        timer = QTimer(self)
+        timer.setInterval(100)
 
-def first_project() -> Project:
-    """The project to show when the app opens with no file named: the last one used, or a fresh starter."""
+        def check():
+            if not running_tasks(self):
+                timer.stop()
+                _CLOSING.discard(self)
+
+        timer.timeout.connect(check)
+        timer.start()
+
+
+GPU_QUERY = "import json; from studio.plan import detect_gpu; print(json.dumps(detect_gpu().to_dict()))"
+
+
+def detect_gpu_elsewhere():
+    """The GPU, asked in a child Python: without NVML the query imports torch, and a thread of this process
+    loading torch's native libraries holds Python's lock for up to a second and freezes the window (measured by
+    bench/cold_start.py). The child's answer is the same studio.plan.detect_gpu; if the child fails, ask here."""
+    import json
+    import subprocess
+
+    from studio.plan import detect_gpu
+    from studio.plan.gpu import GpuInfo
+
+    try:
+        done = subprocess.run([sys.executable, "-c", GPU_QUERY], capture_output=True, text=True, timeout=300,
+                              stdin=subprocess.DEVNULL, creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        gpu = GpuInfo(**json.loads(done.stdout.strip().splitlines()[-1]))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, TypeError):
+        gpu = detect_gpu()
+    if gpu.available:
+        from studio.plan.multigpu import gpu_count
+
+        gpu_count()  # counted here (by NVML, no torch), off the GUI thread, and kept for the Method page
+    return gpu
+
+
+def first_project() -> Project | None:
+    """The project to show when the app opens with no file named: the last one used; None on a first start
+    (the welcome then offers the sample or the user's own data)."""
     for path in recent.load():
         try:
             return load_project(path)
         except StudioError:
             continue
-    return starter_project(paths.projects_dir() / "pirate-demo" / "pirate-demo.ftproj.toml")
+    return None
+
+
+def open_window(project: Project | None) -> MainWindow:
+    """The main window on `project`, or on a first start (None) the welcome over an unsaved placeholder."""
+    return MainWindow(project or Project(name="my-model"), welcome=project is None)
 
 
 def report_shown_and_quit(app: QApplication, window: MainWindow) -> None:
     """`ftstudio gui --smoke`: say the window is up (what an installer's smoke test waits for), then close."""
     icons_ok = not window.windowIcon().isNull() and not window.windowIcon().pixmap(32, 32).isNull()
+    if window.welcome is not None:  # a first start: take the welcome's first offer, as most first users do
+        print("Welcome shown", flush=True)
+        window.welcome.sample_button.click()
     print(f"Window shown: {window.windowTitle()}", flush=True)
     print(f"Project: {window.studio.project.path}", flush=True)
     print(f"Icons: {'loaded' if icons_ok else 'MISSING'}", flush=True)
@@ -303,9 +426,9 @@ def main(project_path: str | None = None, smoke: bool = False) -> int:
     except StudioError as error:
         QMessageBox.warning(None, "Cannot open the project", str(error))
         project = first_project()
-    if project.path:
+    if project is not None and project.path:
         recent.add(project.path)
-    window = MainWindow(project)
+    window = open_window(project)
     window.show()
     if smoke:
         QTimer.singleShot(0, lambda: report_shown_and_quit(app, window))

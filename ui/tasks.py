@@ -202,6 +202,17 @@ def import_ml_libraries() -> None:
         transformers.AutoModelForCausalLM  # noqa: B018
 
 
+def running_tasks(owner: QObject | None = None) -> list[Task]:
+    """The tasks still running, all of them or those `owner` (a window, a page) holds among its children."""
+    def owned(task: Task) -> bool:
+        parent = task.parent()
+        while parent is not None and parent is not owner:
+            parent = parent.parent()
+        return parent is owner
+
+    return [task for task in list(_RUNNING) if task.is_running() and (owner is None or owned(task))]
+
+
 def stop_all(ms: int = 30_000) -> None:
     """Cancel every running task and wait for it (on quit), so no thread outlives the application."""
     for task in list(_RUNNING):

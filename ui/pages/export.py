@@ -155,7 +155,11 @@ class ExportPage(Page):
             return True, f"{len(self.result.files)} GGUF file(s) written"
         if self.studio.run_dir is None:
             return False, "train a run first"
-        return False, "ready to export" if self.preflight is None or self.preflight.ok else "see the checks"
+        if self.studio.busy and self.task is None:
+            return False, "after training ends"
+        if self.preflight is None:  # not checked yet: a failed or unfinished run must not read as ready
+            return False, "open to check the run"
+        return False, "ready to export" if self.preflight.ok else "see the checks"
 
     # --- settings -------------------------------------------------------------------------------------
     @property
