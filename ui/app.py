@@ -1,7 +1,8 @@
 """The main window: a stage list on the left, one page per stage, the project menu, and the status bar.
 
 Only the frame lives here; each stage's page is its own module under ui/pages, and every number comes from
-`studio`. Nothing heavy (torch, transformers, llama.cpp) is imported before the window is on screen."""
+`studio`. Nothing heavy (torch, transformers, llama.cpp) is imported before the window is on screen; only
+torch's main native library is loaded (preload_torch_library says why)."""
 from __future__ import annotations
 
 import sys
@@ -102,6 +103,7 @@ class MainWindow(QMainWindow):
         self.view_switch.toggled.connect(self.studio.set_expert)
         self.statusBar().addPermanentWidget(self.view_switch)
         NOTICES.failure.connect(self._show_failure)
+        preload_torch_library()  # before any page starts background work, and before the window shows
         self.studio.load(project)
         self.stages.setCurrentRow(0)
         self.statusBar().showMessage("Looking for a graphics card (GPU)…")
@@ -290,8 +292,14 @@ class MainWindow(QMainWindow):
 
     # --- GPU, about, closing --------------------------------------------------------------------------
     def _detect_gpu(self) -> None:
-        self._gpu_task = Task(lambda progress, cancelled: detect_gpu_elsewhere(), self,
-                              on_success=self.studio.set_gpu).start()
+        def work(progress, cancelled):
+            from studio.plan import detect_gpu
+            from studio.plan.multigpu import gpu_count
+            gpu_count()  # counted here, off the GUI thread, and kept for the Method page
+            return detect_gpu()
+
+        self._gpu_task = Task(work, self, on_success=self.studio.set_gpu).start()
+        self._charts_task = Task(import_chart_library, self, on_failure=None).start()
 
     def _show_view(self, expert: bool) -> None:
         for control in (self.view_switch, self.expert_action):
@@ -358,30 +366,42 @@ class MainWindow(QMainWindow):
         timer.start()
 
 
-GPU_QUERY = "import json; from studio.plan import detect_gpu; print(json.dumps(detect_gpu().to_dict()))"
+def preload_torch_library() -> None:
+    """Load torch's main native library (libtorch_cpu) once, before the window is on screen.
 
-
-def detect_gpu_elsewhere():
-    """The GPU, asked in a child Python: without NVML the query imports torch, and a thread of this process
-    loading torch's native libraries holds Python's lock for up to a second and freezes the window (measured by
-    bench/cold_start.py). The child's answer is the same studio.plan.detect_gpu; if the child fails, ask here."""
-    import json
-    import subprocess
-
-    from studio.plan import detect_gpu
-    from studio.plan.gpu import GpuInfo
+    Loading it takes 0.2-0.4 s during which Python's lock is held: the one part of importing torch that a
+    background thread cannot share with the window. The pages' background work (reading the data's tokens, the
+    GPU query) imports torch soon after start-up, which froze the window for up to 0.4 s; with the library
+    already loaded, the rest of that import leaves the window responsive (bench/cold_start.py). Only the
+    library is loaded here, not torch itself, and a failure only means the import does the loading later."""
+    global _TORCH_PRELOADED
+    if _TORCH_PRELOADED:
+        return
+    _TORCH_PRELOADED = True
+    import ctypes
+    import importlib.util
 
     try:
-        done = subprocess.run([sys.executable, "-c", GPU_QUERY], capture_output=True, text=True, timeout=300,
-                              stdin=subprocess.DEVNULL, creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-        gpu = GpuInfo(**json.loads(done.stdout.strip().splitlines()[-1]))
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError, TypeError):
-        gpu = detect_gpu()
-    if gpu.available:
-        from studio.plan.multigpu import gpu_count
+        spec = importlib.util.find_spec("torch")  # finds the package without running it
+    except (ImportError, ValueError):
+        return
+    if spec is None or not spec.origin:
+        return
+    for library in sorted((Path(spec.origin).parent / "lib").glob("*torch_cpu.*")):
+        try:
+            ctypes.CDLL(str(library))
+        except OSError:
+            pass
+        return
 
-        gpu_count()  # counted here (by NVML, no torch), off the GUI thread, and kept for the Method page
-    return gpu
+
+_TORCH_PRELOADED = False
+
+
+def import_chart_library(progress=None, cancelled=None) -> None:
+    """pyqtgraph, imported off the GUI thread after start-up: imported when the Train page first showed its
+    charts, it froze the window 0.3-0.7 s. A background import is plain Python and shares the lock."""
+    import pyqtgraph  # noqa: F401
 
 
 def first_project() -> Project | None:
