@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QVBoxLayout, QWidget)
 
@@ -58,22 +58,29 @@ class Welcome(QWidget):
         self.own_button.setEnabled(False)
         self.own_button.clicked.connect(self._own_chosen)
         own_note = QLabel("Your model, its files and its name in Ollama take the name above; you can change it "
-                          "later (File ▸ Save as…).")
+                          "later on the Export page.")
         own_note.setWordWrap(True)
 
+        for button in (self.sample_button, self.own_button):
+            button.setMinimumHeight(36)
         box = QFrame()
-        box.setMaximumWidth(720)
+        box.setFixedWidth(640)  # a column that reads well; the window around it may be any size
         layout = QVBoxLayout(box)
+        layout.setSpacing(10)
         for widget in (title, intro, self.sample_button, sample_note, _line(), own_title):
             layout.addWidget(widget)
         layout.addLayout(form)
         layout.addWidget(self.problem)
         layout.addWidget(self.own_button)
         layout.addWidget(own_note)
-        outer = QVBoxLayout(self)
+        column = QVBoxLayout()
+        column.addStretch(1)
+        column.addWidget(box)
+        column.addStretch(2)
+        outer = QHBoxLayout(self)
         outer.addStretch(1)
-        outer.addWidget(box, 0, Qt.AlignmentFlag.AlignHCenter)
-        outer.addStretch(2)
+        outer.addLayout(column)
+        outer.addStretch(1)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Your data", str(Path.home()), DATA_FILTER)
