@@ -127,8 +127,8 @@ app.exec()
 def one_run(mode: str, project: Path, timeout: int = 900) -> dict:
     env = {**os.environ, "FTSTUDIO_T0": repr(time.time()), "BENCH_PROJECT": str(project),
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-c", CHILD, mode], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run([sys.executable, "-c", CHILD, mode], check=False, cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
     line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"{mode}: no result\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")

@@ -9,18 +9,18 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QCoreApplication, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication, QLabel, QMessageBox  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QTimer
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 
-from studio.export.handoff import ollama_name  # noqa: E402
-from studio.export.naming import export_targets  # noqa: E402
-from studio.project import Project  # noqa: E402
-from ui import recent  # noqa: E402
-from ui.app import first_project, open_window  # noqa: E402
-from ui.pages.data import DataPage  # noqa: E402
-from ui.pages.export import ExportPage  # noqa: E402
-from ui.pages.train import TrainPage  # noqa: E402
-from ui.tasks import running_tasks  # noqa: E402
+from studio.export.handoff import ollama_name
+from studio.export.naming import export_targets
+from studio.project import Project
+from ui import recent
+from ui.app import first_project, open_window
+from ui.pages.data import DataPage
+from ui.pages.export import ExportPage
+from ui.pages.train import TrainPage
+from ui.tasks import running_tasks
 
 MAX_STALL_S = 0.5
 LONG = 300_000  # ms: a worker start imports torch, slow on a busy 2-core machine

@@ -6,7 +6,6 @@ ended and what Resume would do are read from its events by studio.train.state.""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
