@@ -27,6 +27,7 @@ MODE = sys.argv[1]
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 app = QApplication([])
+app.setQuitOnLastWindowClosed(False)  # this script ends the app once the closed window's work has ended
 gaps = {"worst": 0.0, "last": None}
 def tick():
     now = time.perf_counter()

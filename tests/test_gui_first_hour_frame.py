@@ -97,6 +97,7 @@ def test_first_start_shows_the_welcome_and_the_sample_says_it_is_one(windows, ho
     project = window.studio.project
     assert project.name == "pirate-demo" and project.path.is_relative_to(home / "projects")
     assert "(the sample project)" in window.windowTitle()
+    assert window.sample_note.isVisible() and "Sample project" in window.sample_note.text()
     assert recent.load() == [project.path]  # the next start opens it, without the welcome
     assert first_project().name == "pirate-demo"
 
@@ -112,6 +113,7 @@ def test_own_data_names_the_project_and_its_exports(windows, home, tmp_path):
     assert project.path == home / "projects" / "customer-faq" / "customer-faq.ftproj.toml"
     assert project.path.is_file()
     assert "(the sample project)" not in window.windowTitle() and "customer-faq" in window.windowTitle()
+    assert not window.sample_note.isVisible()
     assert window.pages.currentWidget() is window.page(DataPage)
     files = export_targets(project, ["f16", "q4_k_m"], tmp_path / "export")["gguf"]
     assert [p.name for p in files.values()] == ["customer-faq-F16.gguf", "customer-faq-Q4_K_M.gguf"]

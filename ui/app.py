@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QListView, QListWidget,
+from PySide6.QtWidgets import (QApplication, QCheckBox, QFileDialog, QHBoxLayout, QLabel, QListView, QListWidget,
                                QListWidgetItem, QMainWindow, QMessageBox, QSizePolicy, QStackedWidget, QWidget)
 
 from studio import paths, starter, units
@@ -47,6 +47,8 @@ class MainWindow(QMainWindow):
         """`welcome`: first start (no recent project): the welcome screen shows instead of the stages until
         the user picks the sample or their own data; `project` is an unsaved placeholder meanwhile."""
         super().__init__()
+        # The charts' library, imported while the window is being built: done by the time a user opens Train.
+        self._charts_task = Task(import_chart_library, self, on_failure=None).start()
         self.studio = Studio(project)
         self.resize(1180, 760)
         self.setWindowIcon(icon("app.svg"))
@@ -101,6 +103,12 @@ class MainWindow(QMainWindow):
                                     "that matter and decides the rest for you.")
         self.view_switch.setChecked(self.studio.expert)
         self.view_switch.toggled.connect(self.studio.set_expert)
+        # The sample says it is one, on every page (the title says it too).
+        self.sample_note = QLabel(f"Sample project: {starter.SAMPLE_DESCRIPTION}")
+        self.sample_note.setToolTip("To train on your own examples, choose your file on the Data page (your model "
+                                    "then takes its name), or start a new project with File ▸ New.")
+        self.sample_note.hide()
+        self.statusBar().addPermanentWidget(self.sample_note)
         self.statusBar().addPermanentWidget(self.view_switch)
         NOTICES.failure.connect(self._show_failure)
         preload_torch_library()  # before any page starts background work, and before the window shows
@@ -211,6 +219,7 @@ class MainWindow(QMainWindow):
         project = self.studio.project
         where = f" — {project.path}" if project.path else ""
         sample = " (the sample project)" if starter.is_sample(project) else ""
+        self.sample_note.setVisible(bool(sample))
         self.setWindowTitle(f"{'*' if self.studio.dirty else ''}{project.name}{sample}{where} — Fine-Tune Studio")
 
     def _may_discard(self) -> bool:
@@ -261,8 +270,7 @@ class MainWindow(QMainWindow):
         except StudioError as error:
             QMessageBox.warning(self, "Cannot open the project", str(error))
             return False
-        self.studio.load(project)
-        recent.add(project.path)
+        self._leave_welcome(project)  # also when opened from the welcome
         return True
 
     def save(self) -> bool:
@@ -299,7 +307,6 @@ class MainWindow(QMainWindow):
             return detect_gpu()
 
         self._gpu_task = Task(work, self, on_success=self.studio.set_gpu).start()
-        self._charts_task = Task(import_chart_library, self, on_failure=None).start()
 
     def _show_view(self, expert: bool) -> None:
         for control in (self.view_switch, self.expert_action):
@@ -345,6 +352,9 @@ class MainWindow(QMainWindow):
         for page in self.page_list:
             if hasattr(page, "shutdown"):
                 page.shutdown()  # asks, never waits: a training run saves itself in its own process
+        # A closed window starts no new work: when the run's end arrives, no page hears of it (the Results
+        # page would start checking the run, the Export page its checks).
+        self.studio.blockSignals(True)
         self._keep_until_tasks_end()
         event.accept()
 
@@ -399,8 +409,8 @@ _TORCH_PRELOADED = False
 
 
 def import_chart_library(progress=None, cancelled=None) -> None:
-    """pyqtgraph, imported off the GUI thread after start-up: imported when the Train page first showed its
-    charts, it froze the window 0.3-0.7 s. A background import is plain Python and shares the lock."""
+    """pyqtgraph, imported off the GUI thread: imported when the Train page first showed its charts, it froze
+    the window 0.3-0.7 s. A background import is mostly plain Python and shares the lock."""
     import pyqtgraph  # noqa: F401
 
 
