@@ -267,3 +267,29 @@ def test_closing_during_training_neither_freezes_nor_loses_the_save(windows, qtb
     assert meter.worst < MAX_STALL_S
     state = read_run(run_dir)
     assert state.stopped and state.resumable and state.step < 400, state.describe()
+
+
+def test_a_window_deleted_while_its_tasks_run_waits_for_them(qtbot, home, tmp_path):
+    """Closed and deleted (as pytest-qt's teardown does) while work of its own still runs (as a run saving
+    itself after a close, or the start-up's GPU query): the window outlives its tasks instead of taking the
+    process down with them."""
+    import threading
+
+    from ui.app import MainWindow
+    from ui.tasks import Task
+
+    gate = threading.Event()
+    for number in range(3):
+        project = Project(name=f"short-lived-{number}")
+        project.path = tmp_path / f"{project.name}.ftproj.toml"
+        window = MainWindow(project)
+        window.show()
+        Task(lambda progress, cancelled: gate.wait(30), window.page(TrainPage)).start()
+        assert running_tasks(window)
+        window.close()
+        window.deleteLater()
+        del window  # nothing in the test holds it now
+        qtbot.wait(50)
+    gate.set()
+    qtbot.waitUntil(lambda: not running_tasks(), timeout=LONG)
+    qtbot.wait(300)  # the deferred deletions happen here

@@ -361,7 +361,7 @@ class MainWindow(QMainWindow):
     def _keep_until_tasks_end(self) -> None:
         """The window closes at once; what still runs in its background (a run's last events while it saves,
         the GPU query) keeps the window object alive until it ends, so no thread outlives its owner."""
-        if not running_tasks(self):
+        if not running_tasks(self) or self in _CLOSING:
             return
         _CLOSING.add(self)
         timer = QTimer(self)
@@ -371,9 +371,22 @@ class MainWindow(QMainWindow):
             if not running_tasks(self):
                 timer.stop()
                 _CLOSING.discard(self)
+                if self._delete_when_idle:
+                    super(MainWindow, self).deleteLater()
 
         timer.timeout.connect(check)
         timer.start()
+
+    _delete_when_idle = False
+
+    def deleteLater(self) -> None:  # noqa: N802 - Qt's name
+        """Deleted only once its background work has ended: a window deleted under a running task's thread
+        takes the whole process down (seen in test teardown after a close during training)."""
+        if running_tasks(self):
+            self._delete_when_idle = True
+            self._keep_until_tasks_end()
+        else:
+            super().deleteLater()
 
 
 def preload_torch_library() -> None:
