@@ -199,7 +199,7 @@ def test_train_page_lists_one_failed_attempt_and_export_is_not_ready_after_it(wi
     assert not ready and words == "train a run first"  # never "ready to export" after a failed run
 
     win.studio.set_busy(True)  # training runs (or an export): its weights are not there yet
-    assert export.readiness() == (False, "after training")
+    assert export.readiness() == (False, "after training ends")
     win.studio.set_busy(False)
 
 

@@ -114,10 +114,11 @@ def test_train_stop_resume_export_and_chat(qtbot, tmp_path, tiny_model_dir, samp
     # the worker cleanly, saving a checkpoint, so the run can be resumed again.
     train.resume_training()
     qtbot.waitUntil(lambda: train.plots.points >= state.step + 2, timeout=LONG)
-    meter.stop()  # shutdown() waits for the save on purpose: the window is closing
-    train.shutdown()
-    assert train.process.returncode == 0
+    meter.stop()
+    process = train.process
+    train.shutdown()  # asks the worker to save and stop, and returns at once
     wait_idle(qtbot, train)
+    assert process.returncode == 0
     assert train.state.stopped and train.state.resumable, train.state.describe()
 
     meter.start()

@@ -75,6 +75,12 @@ class Task(QObject):
         # Held here until finished: a QThread destroyed while running aborts the whole process, and a page
         # may drop its reference to a task it no longer cares about.
         _RUNNING.add(self)
+        # And its owner (the window it belongs to) is held too: a window Python let go of, or deleted, while
+        # one of its tasks runs would destroy the task's thread with it and end the process.
+        owner = self.parent()
+        while owner is not None and owner.parent() is not None:
+            owner = owner.parent()
+        self._owner = owner
         app = QCoreApplication.instance()
         if app is not None and not app.property("tasks_hooked"):
             app.setProperty("tasks_hooked", True)
@@ -108,6 +114,7 @@ class Task(QObject):
     def _ended(self) -> None:
         self._thread.wait()  # `finished` comes just before the thread truly ends
         _RUNNING.discard(self)
+        self._owner = None
         self.finished.emit()
         if self._on_finish is not None and not self.dropped:
             self._on_finish()
@@ -200,6 +207,17 @@ def import_ml_libraries() -> None:
 
         transformers.AutoTokenizer  # noqa: B018 - resolves the lazy attributes the tasks use
         transformers.AutoModelForCausalLM  # noqa: B018
+
+
+def running_tasks(owner: QObject | None = None) -> list[Task]:
+    """The tasks still running, all of them or those `owner` (a window, a page) holds among its children."""
+    def owned(task: Task) -> bool:
+        parent = task.parent()
+        while parent is not None and parent is not owner:
+            parent = parent.parent()
+        return parent is owner
+
+    return [task for task in list(_RUNNING) if task.is_running() and (owner is None or owned(task))]
 
 
 def stop_all(ms: int = 30_000) -> None:

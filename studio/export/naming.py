@@ -11,7 +11,11 @@ SIXTEEN_BIT = tuple(q.name for q in QUANT_TYPES.values() if q.sixteen_bit)
 
 
 def gguf_basename(project) -> str:
-    name = project.export.model_name or project.name
+    """The exported files' name (and the Ollama model's): the export's model name, else the project's; a
+    project still named after the pirate sample but trained on the user's own data takes that data's name."""
+    from studio.starter import name_after_data
+
+    name = name_after_data(project) or project.export.model_name or project.name
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
 
 

@@ -203,10 +203,12 @@ class ExportPage(Page):
         if self.result is not None and self.result.files:
             return True, f"{len(self.result.files)} GGUF file(s) written"
         if self.studio.busy:  # training: its weights are not there yet
-            return False, "after training"
+            return False, "after training ends"
         if self.studio.run_dir is None or trained_weights_dir(self.studio.run_dir) is None:
             return False, "train a run first"  # none yet, or the current one failed before saving weights
-        return False, "ready to export" if self.preflight is None or self.preflight.ok else "see the checks"
+        if self.preflight is None:  # not checked yet: an unfinished run must not read as ready
+            return False, "trained: open to export"
+        return False, "ready to export" if self.preflight.ok else "see the checks"
 
     # --- settings -------------------------------------------------------------------------------------
     @property

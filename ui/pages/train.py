@@ -6,7 +6,6 @@ ended and what Resume would do are read from its events by studio.train.state.""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -392,12 +391,12 @@ class TrainPage(Page):
         return answer == QMessageBox.StandardButton.Yes
 
     def shutdown(self) -> None:
-        """Stop cleanly: ask for stop-and-save, give it a while, then end the process."""
-        if self.process is not None and self.process.returncode is None:
-            self.process.request_stop()
-            try:
-                self.process.process.wait(timeout=STOP_WAIT_S)
-            except subprocess.TimeoutExpired:  # a step (or the save) takes too long: end it
-                self.process.kill()
-        if self.watching is not None:
-            self.watching.wait(5000)
+        """Ask the worker to stop and save, and return at once: it is its own process and saves on its own
+        (the STOP file; also when this app has ended and nobody reads its output), so the window closes
+        without waiting. The window stays alive, hidden, while the run's last events arrive; a save that
+        takes longer than STOP_WAIT_S ends the worker, keeping its last checkpoint."""
+        process = self.process
+        if process is not None and process.returncode is None:
+            process.request_stop()
+            self.status.setText("Saving your training so it can be resumed…")
+            QTimer.singleShot(STOP_WAIT_S * 1000, lambda: process.returncode is None and process.kill())
