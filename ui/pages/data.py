@@ -360,8 +360,7 @@ class DataPage(Page):
 
     def shutdown(self) -> None:
         self._closed = True
-        self.cancel()
-        self.reading.wait(30_000)
+        self.cancel()  # never waits: the window outlives its tasks, and quitting waits for them (ui.tasks.stop_all)
 
     def _progressed(self, message: str, fraction: float) -> None:
         self.progress_label.setText(message)

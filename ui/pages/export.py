@@ -436,9 +436,20 @@ class ExportPage(Page):
         self.export_button.setEnabled(ready and not exporting)
         self.cancel_button.setEnabled(exporting)
 
+    def confirm_close(self) -> bool:
+        if self.task is None:
+            return True
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(
+            self, "Export is running", "The export is still running. Stop it and close? Files already finished "
+            "are kept; the one being written is removed.", QMessageBox.StandardButton.Yes |
+            QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
     def shutdown(self) -> None:
+        # never waits: the window outlives its tasks, and quitting waits for them (ui.tasks.stop_all); a
+        # cancelled export removes its partial files itself
         self.checking.drop()
         if self.task is not None:
             self.task.cancel()
-            self.task.wait(30_000)
-        self.checking.wait(30_000)
