@@ -4,6 +4,11 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Qt keeps view preferences (Simple/Expert, theme, the planned GPU) under XDG_CONFIG_HOME: the tests get a folder of
+# their own, so they never read or change the user's settings.
+import tempfile  # noqa: E402
+
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="ftstudio-test-settings-")
 
 from pathlib import Path  # noqa: E402
 
@@ -29,6 +34,19 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def default_view_preferences():
+    """Each test starts in the app's defaults (Simple view, the system theme, the detected GPU): a window test
+    that stopped halfway in Expert view, or with a planned 24 GB card, must not change what the next test sees."""
+    import sys
+
+    if "PySide6.QtCore" in sys.modules:
+        from PySide6.QtCore import QSettings
+
+        QSettings().clear()
+    yield
 
 
 @pytest.fixture

@@ -433,10 +433,15 @@ def test_a_hard_kill_is_recorded_as_such_and_a_resume_plots_forward(tmp_path, ti
     from studio.train.launch import unexpected_end
 
     proc = start_training(project_at(tmp_path, tiny_model_dir, max_steps=8, batch_size=2, save_steps=2))
+    checkpointed = killed = False
     for event in proc.events():
-        if event["type"] == "checkpoint" and event["step"] >= 2:
-            time.sleep(1.5)  # a step or two past the checkpoint, which the resume then replays
+        checkpointed = checkpointed or (event["type"] == "checkpoint" and event["step"] >= 2)
+        # a step past the checkpoint, which the resume then replays; killed as soon as it is seen, since on a fast
+        # machine a pause here let the tiny run finish all 8 steps and write its end before the kill
+        if checkpointed and not killed and event["type"] == "progress" and event["step"] >= 3:
             os.kill(proc.process.pid, signal.SIGKILL)  # what a user's `kill -9` does
+            killed = True
+    assert killed, "the run ended before it could be killed"
     problem = unexpected_end(proc)
     assert "stopped from outside" in problem["message"] and "ran out of memory" not in problem["message"]
     ends = [e for e in read_events(proc.run_dir / "events.jsonl") if e["type"] == "error"]
