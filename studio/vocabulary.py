@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 # How a row of training data is laid out; studio.data.formats detects and reads each ("auto" in a project: detect).
 ROW_FORMATS = ("messages", "sharegpt", "alpaca", "prompt_completion", "text")
+# The same layouts in plain words, for Simple view (Expert view names the format itself).
+ROW_FORMAT_WORDS = {"messages": "conversations", "sharegpt": "conversations", "alpaca": "instructions and answers",
+                    "prompt_completion": "questions and answers", "text": "plain text"}
 
 
 @dataclass(frozen=True)

@@ -211,4 +211,4 @@ def test_data_page_reads_a_folder_and_says_what_this_training_is(window, qtbot, 
     assert [page.preview.item(i, 0).text() for i in range(3)] == [
         "guide.docx, paragraphs 1-3", "guide.docx, paragraphs 4-6", "manual.pdf, pages 1-5"]
     assert page.tabs.tabText(1) == "Problems (2)" and "manual.pdf, page 4 has no text" in page.problems.item(1).text()
-    assert page.readiness() == (True, "3 passages, text")
+    assert page.readiness() == (True, "3 passages, documents")

@@ -296,7 +296,11 @@ def test_a_deleted_data_file_is_noticed_when_the_page_is_shown_again(window, qtb
     _qa_file(tmp_path, rows=7)
     QApplication.instance().applicationStateChanged.emit(Qt.ApplicationState.ApplicationActive)
     qtbot.waitUntil(lambda: page.findings is not None and page.task is None, timeout=60_000)
-    assert page.readiness() == (True, "7 rows, messages") and "7 rows" in win.stages.item(1).text()
+    assert page.readiness() == (True, "7 rows, conversations") and "7 rows" in win.stages.item(1).text()
+    assert "qa.jsonl: conversations, 7 rows" in page.summary.text()  # Simple view: the layout in words
+    win.studio.set_expert(True)
+    assert "qa.jsonl: messages format, 7 rows" in page.summary.text() and page.readiness()[1] == "7 rows, messages"
+    win.studio.set_expert(False)
 
 
 def test_preview_numbers_rows_as_the_problem_list_and_shows_an_alpaca_input(window, qtbot, tmp_path, tiny_model_dir):

@@ -203,7 +203,7 @@ def test_data_page_reads_counts_and_highlights(window, qtbot, tiny_model_dir, sa
     assert page.preview.rowCount() == 20 and page.preview.item(0, 0).text() == "1"
     assert page.token_view.trained_text().startswith("Arr") and "<|im_start|>user" not in page.token_view.trained_text()
     assert page.split_label.text().startswith("108 examples for training, 12 held out")
-    assert win.stages.item(1).text().endswith("120 rows, messages")
+    assert win.stages.item(1).text().endswith("120 rows, conversations")
     # the cutoff lives on the Method page; the data page redraws what it cuts without reading the file again
     cutoff = sorted(stats.lengths)[60]  # about half the examples are longer
     win.page(MethodPage).cutoff.setValue(cutoff)
@@ -238,7 +238,7 @@ def test_data_page_lists_bad_rows_and_takes_a_dropped_file(window, qtbot, tmp_pa
     problems = [page.problems.item(i).text() for i in range(page.problems.count())]
     assert any("line 2" in p for p in problems) and any("line 4" in p for p in problems)
     assert page.tabs.tabText(1) == "Problems (2)"
-    assert page.readiness() == (True, "2 rows, messages")
+    assert page.readiness() == (True, "2 rows, conversations")
     page.bad_rows.setCurrentIndex(page.bad_rows.findData(False))
     assert win.studio.project.data.skip_bad_rows is False
     assert page.readiness() == (False, "2 bad rows: training would stop")

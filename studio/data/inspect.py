@@ -17,6 +17,7 @@ from studio.data.formats import SAMPLE, Detection, Row, normalize, resolve
 from studio.data.readers import Source, open_source
 from studio.errors import Cancelled, DataError
 from studio.progress import Cancel, Progress
+from studio.vocabulary import ROW_FORMAT_WORDS
 
 MAX_PROBLEMS = 1000  # problems kept with their text; all are counted
 EVERY = 2000  # rows between progress reports and cancel checks
@@ -62,10 +63,18 @@ class InspectReport:
     def usable(self) -> bool:
         return self.usable_rows > 0
 
-    def summary(self) -> str:
+    def layout(self, plain: bool = False) -> str:
+        """How the rows are laid out: the format's name ("alpaca format"), or in plain words ("instructions and
+        answers")."""
+        if plain:
+            return "documents" if self.kind == "documents" else \
+                ROW_FORMAT_WORDS.get(self.format, self.format)
+        return f"{self.format} format"
+
+    def summary(self, plain: bool = False) -> str:
         skipped = self.rows - self.usable_rows
         name = Path(self.path).name + (f", sheet '{self.sheet}'" if self.sheet else "")
-        text = (f"{name}: {self.format} format, {self.rows} {self.rows_word}, {self.usable_rows} usable, "
+        text = (f"{name}: {self.layout(plain)}, {self.rows} {self.rows_word}, {self.usable_rows} usable, "
                 f"{skipped} with problems")
         return text + (f", {self.duplicates} duplicates." if self.duplicates else ".")
 

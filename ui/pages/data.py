@@ -376,7 +376,7 @@ class DataPage(Page):
         self._show_progress(False)
         self.findings = findings
         report = findings.report
-        self.summary.setText(report.summary())
+        self.summary.setText(report.summary(plain=not self.studio.expert))
         self.evidence.setText(f"Detected as {report.format} because: " + "; ".join(report.evidence))
         self._show_sheets(report.sheets, report.sheet)
         if report.kind == "documents":
@@ -511,7 +511,7 @@ class DataPage(Page):
         self.cutoff_fix.setVisible(bool(better))
         report = self.findings.report
         usable = self.findings.usable_rows(self.project)
-        summary = report.summary()
+        summary = report.summary(plain=not self.studio.expert)
         if usable != report.usable_rows:
             summary += f" Under the current cutoff, {usable:,} can be trained on." if usable else \
                 " Under the current cutoff, none can be trained on."
@@ -540,6 +540,10 @@ class DataPage(Page):
             return
         self.token_view.set_pieces(pieces)
 
+    def view_changed(self, expert: bool) -> None:
+        if self.findings is not None:
+            self._show_cutoff_problem()  # the summary names the format (Expert) or says it in words (Simple)
+
     def readiness(self):
         data = self.project.data
         if not data.train_file:
@@ -555,4 +559,5 @@ class DataPage(Page):
             return False, "cutoff too short"
         if report.problem_count and not data.skip_bad_rows:
             return False, f"{report.problem_count} bad rows: training would stop"
-        return True, f"{self.findings.usable_rows(self.project):,} {report.rows_word}, {report.format}"
+        what = report.layout(plain=True) if not self.studio.expert else report.format
+        return True, f"{self.findings.usable_rows(self.project):,} {report.rows_word}, {what}"
