@@ -20,6 +20,7 @@ class ChatPane(QWidget):
         self.view.setPlaceholderText("Answers appear here, word by word.")
         self.answer = ""  # the answer being streamed (and, once done, the last one)
         self.pieces = 0  # how many streamed pieces made it
+        self.pending_note = ""  # "[loading the model…]": shown until the answer's first piece replaces it
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.heading)
@@ -33,11 +34,16 @@ class ChatPane(QWidget):
         self._append(f"You: {question}\nModel: ")  # speaker turns, as the conversation reads
         self.answer = ""
         self.pieces = 0
+        self.pending_note = ""
 
     def note(self, text: str) -> None:
-        self._append(f"[{text}]\n")
+        """A passing status ("loading the model…") where the answer will start; the answer replaces it."""
+        self._drop_pending_note()
+        self.pending_note = f"[{text}]"
+        self._append(self.pending_note)
 
     def add(self, piece: str) -> None:
+        self._drop_pending_note()
         self.answer += piece
         self.pieces += 1
         self._append(piece)
@@ -45,6 +51,16 @@ class ChatPane(QWidget):
     def clear(self) -> None:
         self.view.clear()
         self.answer = ""
+        self.pending_note = ""
+
+    def _drop_pending_note(self) -> None:
+        if self.pending_note and self.view.toPlainText().endswith(self.pending_note):
+            cursor = self.view.textCursor()
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            cursor.movePosition(QTextCursor.MoveOperation.Left, QTextCursor.MoveMode.KeepAnchor,
+                                len(self.pending_note))
+            cursor.removeSelectedText()
+        self.pending_note = ""
 
     def _append(self, text: str) -> None:
         cursor = self.view.textCursor()
