@@ -103,6 +103,10 @@ def test_ftstudio_plan_says_what_the_page_says(capsys):
     out = capsys.readouterr().out
     if not detect_gpu().available:
         assert "trains on the CPU" in out and "RAM" in out and "a 24 GB GPU" not in out
+        # the parts listed are those held in RAM (no CUDA context; the program itself), adding up to the verdict's
+        listed = [line.strip() for line in out.splitlines() if line.startswith("  ") and not line.startswith("  -")]
+        assert "Estimated peak RAM" in out and any(line.startswith("The program itself") for line in listed)
+        assert not any(line.startswith("CUDA context") for line in listed)
     assert main(["plan", "--model", SMALL, "--gpu-gb", "24"]) == 0
     assert "on a 24 GB GPU" in capsys.readouterr().out
 

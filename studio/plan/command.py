@@ -9,6 +9,7 @@ from studio import units
 from studio.errors import StudioError
 from studio.plan.estimator import PlanSettings, estimate
 from studio.vocabulary import METHODS, OPTIMIZERS
+from studio.plan.cpu import ram_parts
 from studio.plan.fit import auto_fit, verdict
 from studio.plan.gpu import detect_gpu, planned_gpu
 from studio.plan.multigpu import SharedEstimate, gpu_count, gpus_to_use, share_plan
@@ -63,12 +64,16 @@ def run(args) -> int:
             out["disk"], out["duration"] = finish[0].to_dict(), finish[1]
         print(json.dumps(out, indent=2))
         return 0
-    print(f"Estimated peak {'GPU memory' if gpu.available else 'memory'}: {units.memory(est.total_bytes, 2)}  ({units.parameters(est.params_total)} "
-          f"parameters, {units.parameters(est.params_trainable)} trainable; peak during the {est.peak_phase})"
+    # without a GPU the run lives in RAM: no CUDA context, but the program itself (what the verdict judges)
+    on_cpu = ver.on_cpu
+    parts = ram_parts(est) if on_cpu else [(key, est.labels[key], n) for key, n in est.breakdown.items() if n]
+    total = sum(n for _, _, n in parts) if on_cpu else est.total_bytes
+    print(f"Estimated peak {'RAM' if on_cpu else 'GPU memory'}: {units.memory(total, 2)}  "
+          f"({units.parameters(est.params_total)} parameters, {units.parameters(est.params_trainable)} trainable; "
+          f"peak during the {est.peak_phase})"
           + (f", per GPU of {est.gpus} ({est.strategy.upper()})" if isinstance(est, SharedEstimate) else ""))
-    for key, value in est.breakdown.items():
-        if value:
-            print(f"  {est.labels[key]:<46} {units.memory(value, 2):>10}")
+    for _, label, value in parts:
+        print(f"  {label:<46} {units.memory(value, 2):>10}")
     print(ver.sentence)
     for fix in ver.fixes:
         changes = ", ".join(f"{k} = {v}" for k, v in fix.change.items())

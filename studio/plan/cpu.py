@@ -64,9 +64,17 @@ def this_cpu(ram: tuple[int, int] | None = None) -> GpuInfo:
     return GpuInfo(False, "this computer's CPU", total, available, NO_GPU)
 
 
+def ram_parts(est) -> list[tuple[str, str, int]]:
+    """(key, label, bytes) of what a run on the CPU holds in RAM: the estimate's parts without the CUDA context
+    (there is none), and the program itself. The memory panel and `ftstudio plan` list these; they add up to
+    ram_needed."""
+    parts = [(key, est.labels[key], int(n)) for key, n in est.breakdown.items() if n > 0 and key != "cuda_context"]
+    return parts + [("program", RAM_OVERHEAD_WORDS, RAM_OVERHEAD)]
+
+
 def ram_needed(est) -> int:
     """The RAM a run on the CPU needs: the estimate without the CUDA context, plus the process itself."""
-    return int(est.total_bytes - est.breakdown.get("cuda_context", 0) + RAM_OVERHEAD)
+    return sum(n for _, _, n in ram_parts(est))
 
 
 def seconds_per_step(params_total: int, settings, cores: int | None = None) -> float:

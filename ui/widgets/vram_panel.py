@@ -73,19 +73,19 @@ class VramPanel(QFrame):
         self.heading.setText("Memory on this computer (RAM)" if on_cpu else "GPU memory")
         # on the CPU there is no CUDA context but the program itself: the bar shows the same total the verdict
         # judges (studio.plan.cpu.ram_needed) against the computer's RAM
-        parts = [(key, n) for key, n in est.breakdown.items() if n > 0 and not (on_cpu and key == "cuda_context")]
-        labels = dict(est.labels)
         if on_cpu:
-            from studio.plan.cpu import RAM_OVERHEAD, RAM_OVERHEAD_WORDS
-            parts.append(("program", RAM_OVERHEAD))
-            labels["program"] = RAM_OVERHEAD_WORDS
+            from studio.plan.cpu import ram_parts
+            listed = ram_parts(est)
+        else:
+            listed = [(key, est.labels[key], n) for key, n in est.breakdown.items() if n > 0]
+        parts = [(key, n) for key, _, n in listed]
         need = sum(n for _, n in parts)
         self.estimate_label.setText(f"{units.memory(need, 2)} estimated" + (" (RAM)" if on_cpu else ""))
         self.bar.set_data(parts, gpu.total_bytes, gpu.free_bytes)
         self.scale_label.setText(
             f"Solid line: this computer's {units.memory(gpu.total_bytes, 0)} of RAM; dashed: what is available now."
             if on_cpu else f"Solid line: the GPU's {units.memory(gpu.total_bytes, 0)}; dashed: its free memory.")
-        self.legend.set_parts([(key, labels[key], n) for key, n in parts])
+        self.legend.set_parts(listed)
         self.verdict_label.setText(verdict.sentence)
         set_role(self.verdict_label, STATUS_ROLE.get(verdict.status, "hint"))
         self._show_fixes(verdict.fixes)
