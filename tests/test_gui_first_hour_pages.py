@@ -38,6 +38,23 @@ def test_the_check_leads_with_plain_words_and_keeps_the_numbers_for_details():
     assert plain_verdict("q4_k_m", old) == good["plain"]
 
 
+def test_a_chat_pane_replaces_its_loading_status_with_the_answer(qtbot):
+    from ui.widgets.chat_pane import ChatPane
+
+    pane = ChatPane("Fine-tuned model")
+    qtbot.addWidget(pane)
+    pane.ask("Where is the treasure?")
+    pane.note("loading the model…")
+    assert pane.view.toPlainText().endswith("Model: [loading the model…]")
+    for piece in ("Under the ", "old oak."):
+        pane.add(piece)
+    assert pane.view.toPlainText() == "You: Where is the treasure?\nModel: Under the old oak."
+    pane.ask("And the map?")
+    pane.note("loading the model…")
+    pane.note("The model could not be loaded.")  # a failure stays where the answer would be
+    assert pane.view.toPlainText().endswith("You: And the map?\nModel: [The model could not be loaded.]")
+
+
 def test_an_example_reads_as_a_conversation_without_template_markers(tiny_model_dir):
     from transformers import AutoTokenizer
 
