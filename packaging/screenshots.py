@@ -2,7 +2,8 @@
 
 It trains the embedded model on the pirate sample for a few steps, exports it, then opens the window on that
 project at 1366x768 (a common laptop screen), asks the Test page a held-out question, and grabs each page in
-both views (Simple, the default, and Expert) and both themes: `<n>-<page>-<simple|expert>[-dark].png`.
+both views (Simple, the default, and Expert) and both themes: `<n>-<page>-<simple|expert>[-dark].png`; and the
+welcome a first start shows (`0-welcome[-dark].png`).
 Run: python packaging/screenshots.py   (offscreen: needs no display; about 5 minutes on 2 CPU cores)"""
 import os
 import sys
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from studio.demo import demo_project  # noqa: E402
 from studio.export import export_run  # noqa: E402
+from studio.project import Project  # noqa: E402
 from studio.train import run_training  # noqa: E402
 from ui import theme  # noqa: E402
 from ui.app import MainWindow  # noqa: E402
@@ -49,6 +51,16 @@ def main() -> None:
 
     app = QApplication([])
     app.setOrganizationName("Fine-Tune Studio screenshots")  # the views chosen here stay out of the user's settings
+    first_start = MainWindow(Project(name="my-model"), welcome=True)  # what ui.app.open_window shows first
+    first_start.resize(1366, 768)
+    first_start.show()
+    for dark in (False, True):
+        theme.apply("dark" if dark else "light")
+        settle(app, 1.0)
+        first_start.grab().save(str(OUT / f"0-welcome{'-dark' if dark else ''}.png"))
+    first_start.studio.dirty = False
+    first_start.close()
+
     window = MainWindow(project)
     window.resize(1366, 768)
     window.show()
@@ -71,7 +83,7 @@ def main() -> None:
                 saved += 1
     window.studio.dirty = False
     window.close()
-    print(f"saved {saved} screenshots of {window.width()}x{window.height()} to {OUT}")
+    print(f"saved {saved + 2} screenshots of {window.width()}x{window.height()} to {OUT}")
 
 
 def settle(app: QApplication, seconds: float = 3.0) -> None:
