@@ -54,17 +54,19 @@ def main() -> None:
     first_start = MainWindow(Project(name="my-model"), welcome=True)  # what ui.app.open_window shows first
     first_start.resize(1366, 768)
     first_start.show()
+    saved = 0
     for dark in (False, True):
         theme.apply("dark" if dark else "light")
         settle(app, 1.0)
         first_start.grab().save(str(OUT / f"0-welcome{'-dark' if dark else ''}.png"))
+        saved += 1
     first_start.studio.dirty = False
     first_start.close()
 
     window = MainWindow(project)
     window.resize(1366, 768)
     window.show()
-    saved, asked = 0, False
+    asked = False
     for dark in (False, True):
         theme.apply("dark" if dark else "light")
         for expert in (False, True):
@@ -76,14 +78,14 @@ def main() -> None:
                     page._example_clicked(page.held_out.item(0))  # as a click on the first held-out example
                     wait_until(app, lambda: not page.generating)
                     asked = True
-                settle(app, 3.0 if saved < len(window.page_list) else 0.5)
+                settle(app, 3.0 if saved < 2 + len(window.page_list) else 0.5)
                 view = "expert" if expert else "simple"
                 name = f"{row + 1}-{page.title.lower()}-{view}{'-dark' if dark else ''}.png"
                 window.grab().save(str(OUT / name))
                 saved += 1
     window.studio.dirty = False
     window.close()
-    print(f"saved {saved + 2} screenshots of {window.width()}x{window.height()} to {OUT}")
+    print(f"saved {saved} screenshots of {window.width()}x{window.height()} to {OUT}")
 
 
 def settle(app: QApplication, seconds: float = 3.0) -> None:

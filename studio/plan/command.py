@@ -9,7 +9,7 @@ from studio import units
 from studio.errors import StudioError
 from studio.plan.estimator import PlanSettings, estimate
 from studio.vocabulary import METHODS, OPTIMIZERS
-from studio.plan.cpu import ram_parts
+from studio.plan.cpu import memory_parts
 from studio.plan.fit import auto_fit, verdict
 from studio.plan.gpu import detect_gpu, planned_gpu
 from studio.plan.multigpu import SharedEstimate, gpu_count, gpus_to_use, share_plan
@@ -65,10 +65,9 @@ def run(args) -> int:
         print(json.dumps(out, indent=2))
         return 0
     # without a GPU the run lives in RAM: no CUDA context, but the program itself (what the verdict judges)
-    on_cpu = ver.on_cpu
-    parts = ram_parts(est) if on_cpu else [(key, est.labels[key], n) for key, n in est.breakdown.items() if n]
-    total = sum(n for _, _, n in parts) if on_cpu else est.total_bytes
-    print(f"Estimated peak {'RAM' if on_cpu else 'GPU memory'}: {units.memory(total, 2)}  "
+    parts = memory_parts(est, ver.on_cpu)
+    total = sum(n for _, _, n in parts)
+    print(f"Estimated peak {'RAM' if ver.on_cpu else 'GPU memory'}: {units.memory(total, 2)}  "
           f"({units.parameters(est.params_total)} parameters, {units.parameters(est.params_trainable)} trainable; "
           f"peak during the {est.peak_phase})"
           + (f", per GPU of {est.gpus} ({est.strategy.upper()})" if isinstance(est, SharedEstimate) else ""))

@@ -72,6 +72,14 @@ def ram_parts(est) -> list[tuple[str, str, int]]:
     return parts + [("program", RAM_OVERHEAD_WORDS, RAM_OVERHEAD)]
 
 
+def memory_parts(est, on_cpu: bool) -> list[tuple[str, str, int]]:
+    """(key, label, bytes) the memory panel and `ftstudio plan` list: on the CPU the RAM parts, on a GPU the
+    estimate's own parts. Either way they add up to the total the verdict judges."""
+    if on_cpu:
+        return ram_parts(est)
+    return [(key, est.labels[key], int(n)) for key, n in est.breakdown.items() if n > 0]
+
+
 def ram_needed(est) -> int:
     """The RAM a run on the CPU needs: the estimate without the CUDA context, plus the process itself."""
     return sum(n for _, _, n in ram_parts(est))

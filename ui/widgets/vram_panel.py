@@ -73,11 +73,8 @@ class VramPanel(QFrame):
         self.heading.setText("Memory on this computer (RAM)" if on_cpu else "GPU memory")
         # on the CPU there is no CUDA context but the program itself: the bar shows the same total the verdict
         # judges (studio.plan.cpu.ram_needed) against the computer's RAM
-        if on_cpu:
-            from studio.plan.cpu import ram_parts
-            listed = ram_parts(est)
-        else:
-            listed = [(key, est.labels[key], n) for key, n in est.breakdown.items() if n > 0]
+        from studio.plan.cpu import memory_parts
+        listed = memory_parts(est, on_cpu)
         parts = [(key, n) for key, _, n in listed]
         need = sum(n for _, n in parts)
         self.estimate_label.setText(f"{units.memory(need, 2)} estimated" + (" (RAM)" if on_cpu else ""))
